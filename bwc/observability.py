@@ -1,0 +1,74 @@
+"""Operations endpoints shared by all services: ``/healthz``, ``/readyz``, ``/metrics``.
+
+Also the request-id middleware, which tags every log line and response with ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from bwc.logs import request_id_var
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+REQUESTS = Counter("bwc_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("bwc_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+def install_request_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+
+def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness (no auth)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: every dependency reachable (no auth)")
+    async def readyz() -> JSONResponse:
+        async def run(check: ReadinessCheck) -> str:
+            try:
+                await asyncio.wait_for(check(), timeout=3)
+            except Exception as exc:
+                return f"error: {exc!r}"[:300]
+            return "ok"
+
+        names = list(checks)
+        results = await asyncio.gather(*(run(checks[n]) for n in names))
+        report = dict(zip(names, results, strict=True))
+        ready = all(v == "ok" for v in report.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": report},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics (no auth)")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,148 @@
+"""Transactional outbox: write events with the state change, publish them afterwards.
+
+``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` publishes pending rows in
+order. Only one relay per schema publishes at a time (an advisory lock), so the order of events
+for one recording is the order of their commits, whatever the number of replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from bwc.events import CloudEvent, Topic
+
+log = logging.getLogger(__name__)
+
+#: Migration folder every event-producing service adds to its own schema.
+OUTBOX_MIGRATIONS = Path(__file__).parent / "sql" / "outbox"
+
+
+async def enqueue(
+    conn: asyncpg.Connection, *, schema: str, topic: Topic, key: str, event: CloudEvent
+) -> None:
+    await conn.execute(
+        f'INSERT INTO "{schema}".outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)',
+        event.id,
+        topic.value,
+        key,
+        event.model_dump(mode="json"),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", f"{schema}_outbox")
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox to Kafka; survives broker outages by retrying."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        schema: str,
+        producer_factory: type[AIOKafkaProducer] | object,
+        batch_size: int = 100,
+        idle_interval: float = 0.5,
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self.batch_size = batch_size
+        self.idle_interval = idle_interval
+        self._wake = asyncio.Event()
+        self.connected = False
+        self.published_total = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer: AIOKafkaProducer = self._producer_factory()  # type: ignore[operator]
+            try:
+                await producer.start()
+            except Exception:
+                await producer.stop()
+                raise
+            self._producer = producer
+            self.connected = True
+        return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        self.connected = False
+
+    async def publish_batch(self) -> int:
+        """Publish up to ``batch_size`` pending events; returns how many were published."""
+        producer = await self._ensure_producer()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"outbox:{self.schema}"
+            ):
+                return 0
+            rows = await conn.fetch(
+                f'SELECT seq, topic, key, payload FROM "{self.schema}".outbox'
+                " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            futures = [
+                await producer.send(
+                    r["topic"],
+                    value=json.dumps(r["payload"]).encode(),
+                    key=r["key"].encode(),
+                    headers=[("content-type", b"application/cloudevents+json")],
+                )
+                for r in rows
+            ]
+            # acks=all: a row is marked published only once the broker has it.
+            await asyncio.gather(*futures)
+            await conn.execute(
+                f'UPDATE "{self.schema}".outbox SET published_at = now()'
+                " WHERE seq = ANY($1::bigint[])",
+                [r["seq"] for r in rows],
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        listener = await self.pool.acquire()
+        try:
+            await listener.add_listener(f"{self.schema}_outbox", lambda *_: self._wake.set())
+            while True:
+                try:
+                    published = await self.publish_batch()
+                    backoff = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("outbox publish failed; retrying", extra={"error": repr(exc),
+                                "retry_in_s": backoff})
+                    await self.close()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if published < self.batch_size:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+                    except TimeoutError:
+                        pass
+        finally:
+            await self.pool.release(listener)
+            await self.close()
+
+    async def pending(self) -> int:
+        count: int = await self.pool.fetchval(
+            f'SELECT count(*) FROM "{self.schema}".outbox WHERE published_at IS NULL'
+        )
+        return count

@@ -1,0 +1,115 @@
+"""What every service app is made of: infrastructure clients, middleware, error handlers.
+
+A service's ``app.py`` calls ``build_app`` with its routers and a lifespan that opens the
+clients it needs through ``open_database`` / ``open_object_store``; clients live on
+``app.state`` for the lifetime of the process and are never created at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+
+from bwc.auth import JwksVerifier
+from bwc.db import create_pool, migrate
+from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
+from bwc.problems import install_problem_handlers
+from bwc.s3 import ObjectStore, make_client
+from bwc.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_app(
+    *,
+    title: str,
+    description: str,
+    settings: CommonSettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    routers: list[APIRouter],
+    checks: Callable[[FastAPI], dict[str, ReadinessCheck]],
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.verifier = JwksVerifier(
+        settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
+    )
+    install_problem_handlers(app)
+    install_request_middleware(app)
+    app.include_router(operations_router(checks(app)))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def open_database(
+    settings: CommonSettings, *, schema: str, migrations: list[Path]
+) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings.database_url, size=settings.database_pool_size)
+    try:
+        await migrate(pool, schema=schema, sources=migrations)
+        yield pool
+    finally:
+        await pool.close()
+
+
+def open_object_store(settings: CommonSettings) -> ObjectStore:
+    client = make_client(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        region=settings.s3_region,
+    )
+    return ObjectStore(client, settings.s3_bucket)
+
+
+def database_check(pool_of: Callable[[], asyncpg.Pool]) -> ReadinessCheck:
+    async def check() -> None:
+        await pool_of().fetchval("SELECT 1")
+
+    return check
+
+
+def kafka_check(settings: CommonSettings) -> ReadinessCheck:
+    """The first bootstrap broker accepts TCP connections."""
+
+    async def check() -> None:
+        first = settings.kafka_bootstrap.split(",")[0]
+        url = urlparse(f"//{first}")
+        _, writer = await asyncio.open_connection(url.hostname, url.port or 9092)
+        writer.close()
+        await writer.wait_closed()
+
+    return check
+
+
+@contextlib.asynccontextmanager
+async def background(
+    *tasks: tuple[str, Callable[[], Coroutine[Any, Any, None]]],
+) -> AsyncIterator[None]:
+    """Run long-lived loops for the lifetime of the app; cancel them on shutdown."""
+    running = [asyncio.create_task(fn(), name=name) for name, fn in tasks]
+    for task in running:
+        task.add_done_callback(_log_crash)
+    try:
+        yield
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task crashed", exc_info=task.exception(),
+                  extra={"task": task.get_name()})

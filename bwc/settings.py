@@ -1,0 +1,63 @@
+"""Settings shared by every service, read from ``BWC_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: R2: the law allows at most 14 days between recording and deletion.
+MAX_RETENTION_PERIOD = timedelta(days=14)
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service reads. Services subclass this to add their own."""
+
+    model_config = SettingsConfigDict(env_prefix="BWC_", extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    log_level: str = "INFO"
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/bwc"
+    database_pool_size: int = Field(default=10, ge=1)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # The embedded Tansu broker rejects aiokafka's idempotent producer (DESIGN §5); real Kafka
+    # supports it, so production turns this on.
+    kafka_idempotence: bool = False
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_access_key: str = "bwc-dev-access"
+    s3_secret_key: str = "bwc-dev-secret-key"  # noqa: S105 - development default, refused in prod
+    s3_region: str = "eu-central-1"
+    s3_bucket: str = "recordings"
+
+    auth_jwks_url: str = "file://var/dev-issuer/jwks.json"
+    auth_issuer: str = "bwc-dev-issuer"
+    auth_audience: str = "bwc"
+
+    retention_period: timedelta = MAX_RETENTION_PERIOD
+    clock_skew: timedelta = timedelta(minutes=5)
+
+    @field_validator("retention_period")
+    @classmethod
+    def _retention_only_downwards(cls, value: timedelta) -> timedelta:
+        # R2: configurable downwards only; a longer period would keep data unlawfully.
+        if value > MAX_RETENTION_PERIOD:
+            raise ValueError(
+                f"BWC_RETENTION_PERIOD={value} exceeds the legal maximum of 14 days (R2)"
+            )
+        if value <= timedelta(0):
+            raise ValueError("BWC_RETENTION_PERIOD must be positive")
+        return value
+
+    def model_post_init(self, __context: object) -> None:
+        # Placeholder secrets are fine on the embedded stack, never in production.
+        if self.environment == "prod":
+            if self.s3_secret_key == "bwc-dev-secret-key":  # noqa: S105
+                raise ValueError("BWC_S3_SECRET_KEY must be set in prod")
+            if self.auth_jwks_url.startswith("file:"):
+                raise ValueError("BWC_AUTH_JWKS_URL must point at the IdP's JWKS in prod")

@@ -1,0 +1,1 @@
+"""Catalogue: indexes recordings from ``recordings.v1`` and serves their metadata."""

@@ -1,0 +1,128 @@
+"""Recording metadata: ``/api/v1/recordings``.
+
+Who may call: ``reviewer`` and ``supervisor`` see all recordings; an ``officer`` sees the
+metadata of their own recordings only (others are reported as not found). Other roles: 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import asyncpg
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from bwc.auth import Principal, Role
+from bwc.problems import Problem
+from services.catalog import repository as repo
+from services.catalog.deps import PoolDep, RecordingReaderDep
+
+router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"])
+
+Status = Literal["pending_review", "reviewed", "held", "released", "deleted"]
+
+
+class Hold(BaseModel):
+    id: uuid.UUID
+    reason: str
+    case_reference: str
+    placed_by: str
+    placed_at: datetime
+
+
+class Recording(BaseModel):
+    id: uuid.UUID
+    device_id: str
+    officer_id: str | None
+    recorded_at: datetime
+    ended_at: datetime | None
+    uploaded_at: datetime
+    size_bytes: int
+    sha256: str
+    content_type: str
+    filename: str | None
+    trigger_reason: str
+    announced: bool
+    imminent_danger: bool
+    in_home: bool
+    location: str | None
+    status: Status
+    delete_after: datetime
+    holds: list[Hold]
+
+
+class RecordingPage(BaseModel):
+    items: list[Recording]
+    next_cursor: str | None
+
+
+def _recording(row: asyncpg.Record) -> Recording:
+    return Recording(**dict(row), holds=[])
+
+
+def _encode_cursor(row: Recording) -> str:
+    raw = json.dumps([row.recorded_at.isoformat(), str(row.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        recorded_at, rec_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(recorded_at), uuid.UUID(rec_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise Problem(400, "Invalid cursor",
+                      "cursor must be the next_cursor of a previous page") from None
+
+
+def _officer_only(principal: Principal) -> bool:
+    return not principal.has(Role.REVIEWER, Role.SUPERVISOR)
+
+
+@router.get("", summary="List recordings (roles: reviewer, supervisor; officer: own only)")
+async def list_recordings(
+    principal: RecordingReaderDep,
+    pool: PoolDep,
+    device_id: str | None = None,
+    officer_id: str | None = None,
+    status: Status | None = None,
+    recorded_from: Annotated[datetime | None, Query(description="inclusive")] = None,
+    recorded_to: Annotated[datetime | None, Query(description="exclusive")] = None,
+    in_home: bool | None = None,
+    announced: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> RecordingPage:
+    if _officer_only(principal):
+        if officer_id not in (None, principal.sub):
+            raise Problem(403, "Forbidden", "an officer may list only their own recordings")
+        officer_id = principal.sub
+    for name, value in (("recorded_from", recorded_from), ("recorded_to", recorded_to)):
+        if value is not None and value.tzinfo is None:
+            raise Problem(400, "Invalid request", f"{name}: needs a time zone (RFC 3339)")
+    flt = repo.RecordingFilter(device_id=device_id, officer_id=officer_id, status=status,
+                               recorded_from=recorded_from, recorded_to=recorded_to,
+                               in_home=in_home, announced=announced)
+    after = _decode_cursor(cursor) if cursor else None
+    async with pool.acquire() as conn:
+        rows = await repo.list_recordings(conn, flt, after=after, limit=limit + 1)
+    items = [_recording(r) for r in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+    return RecordingPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{recording_id}",
+            summary="One recording's metadata (roles: reviewer, supervisor; officer: own only)")
+async def get_recording(
+    recording_id: uuid.UUID, principal: RecordingReaderDep, pool: PoolDep
+) -> Recording:
+    async with pool.acquire() as conn:
+        row = await repo.get_recording(conn, recording_id)
+    if row is None or (_officer_only(principal) and row["officer_id"] != principal.sub):
+        raise Problem(404, "Recording not found", f"no recording {recording_id}")
+    return _recording(row)

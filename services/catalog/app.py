@@ -1,0 +1,47 @@
+"""Catalogue service app: the recordings.v1 consumer and the read APIs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from bwc.logs import configure_logging
+from bwc.observability import ReadinessCheck
+from bwc.service import background, build_app, database_check, kafka_check, open_database
+from services.catalog import api, consumers
+from services.catalog.config import CatalogSettings
+
+SCHEMA = "catalog"
+MIGRATIONS = [Path(__file__).parent / "migrations"]
+
+
+def create_app(settings: CatalogSettings | None = None) -> FastAPI:
+    settings = settings or CatalogSettings()
+    configure_logging("catalog", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
+            app.state.pool = pool
+            app.state.consumer = {"connected": False, "consumed": 0}
+            async with background(
+                ("recordings-consumer",
+                 partial(consumers.run, pool, settings, app.state.consumer)),
+            ):
+                yield
+
+    def checks(app: FastAPI) -> dict[str, ReadinessCheck]:
+        return {
+            "database": database_check(lambda: app.state.pool),
+            "kafka": kafka_check(settings),
+        }
+
+    return build_app(
+        title="bwc catalog",
+        description="Indexes recordings from Kafka and serves their metadata.",
+        settings=settings, lifespan=lifespan, routers=[api.router], checks=checks,
+    )

@@ -1,0 +1,94 @@
+"""The catalogue's consumer of ``recordings.v1``.
+
+At-least-once: offsets are committed only after the database transaction that applied the
+messages; a redelivered event is recognised by its id (recorded in the same transaction) and
+skipped. A message that cannot be parsed goes to ``dead_letters`` instead of blocking the
+partition or vanishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import asyncpg
+from aiokafka import ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from bwc.events import CloudEvent, EventType, RecordingIngestedV1, Topic
+from bwc.kafka import ensure_topics, make_consumer
+from services.catalog import repository as repo
+from services.catalog.config import CatalogSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
+
+
+def handlers(settings: CatalogSettings) -> dict[str, Handler]:
+    async def on_ingested(conn: asyncpg.Connection, event: CloudEvent) -> None:
+        data = event.parsed_data()
+        assert isinstance(data, RecordingIngestedV1)
+        # R2: never later than this deployment's own retention period allows.
+        delete_after = min(data.delete_after, data.recorded_at + settings.retention_period)
+        await repo.upsert_ingested(conn, data, delete_after=delete_after)
+
+    return {EventType.RECORDING_INGESTED.value: on_ingested}
+
+
+async def apply_message(
+    pool: asyncpg.Pool, message: ConsumerRecord[bytes, bytes], table: dict[str, Handler]
+) -> None:
+    try:
+        event = CloudEvent.model_validate(json.loads(message.value or b""))
+    except (ValueError, ValidationError) as exc:
+        async with pool.acquire() as conn:
+            await repo.store_dead_letter(
+                conn, topic=message.topic, partition=message.partition, offset=message.offset,
+                key=message.key, value=message.value, error=f"unreadable event: {exc}"[:2000])
+        log.error("dead-lettered an unreadable message",
+                  extra={"topic": message.topic, "offset": message.offset})
+        return
+    handler = table.get(event.type)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repo.mark_processed(conn, event_id=event.id, event_type=event.type,
+                                         topic=message.topic):
+            return
+        if handler is not None:
+            await handler(conn, event)
+
+
+async def run(pool: asyncpg.Pool, settings: CatalogSettings, state: dict[str, object]) -> None:
+    """Consume forever; reconnect with back-off when the broker goes away."""
+    table = handlers(settings)
+    backoff = 0.5
+    while True:
+        consumer = make_consumer(settings, Topic.RECORDINGS.value,
+                                 group_id=settings.catalog_consumer_group,
+                                 client_id="bwc-catalog")
+        try:
+            await ensure_topics(settings, [Topic.RECORDINGS.value])
+            await consumer.start()
+            state["connected"] = True
+            backoff = 0.5
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=100)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        await apply_message(pool, message, table)
+                    await consumer.commit({TopicPartition(tp.topic, tp.partition):
+                                           messages[-1].offset + 1})
+                    state["consumed"] = int(str(state.get("consumed", 0))) + len(messages)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state["connected"] = False
+            log.warning("consumer failed; reconnecting",
+                        extra={"error": repr(exc), "retry_in_s": backoff})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, timedelta(seconds=10).total_seconds())
+        finally:
+            await consumer.stop()

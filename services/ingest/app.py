@@ -1,0 +1,63 @@
+"""Ingest service app: tus endpoint, device registry, outbox relay and upload janitor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from bwc.kafka import ensure_topics, make_producer
+from bwc.logs import configure_logging
+from bwc.observability import ReadinessCheck
+from bwc.outbox import OUTBOX_MIGRATIONS, OutboxRelay
+from bwc.events import Topic
+from bwc.service import (
+    background, build_app, database_check, kafka_check, open_database, open_object_store,
+)
+from services.ingest import api, janitor, tus
+from services.ingest.config import IngestSettings
+
+SCHEMA = "ingest"
+MIGRATIONS = [OUTBOX_MIGRATIONS, Path(__file__).parent / "migrations"]
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+    configure_logging("ingest", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_object_store(settings)
+        await store.ensure_bucket()
+        async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
+            relay = OutboxRelay(
+                pool, schema=SCHEMA,
+                producer_factory=partial(make_producer, settings, client_id="bwc-ingest"))
+            app.state.pool, app.state.store, app.state.relay = pool, store, relay
+
+            async def topics_then_relay() -> None:
+                await ensure_topics(settings, [Topic.RECORDINGS.value])
+                await relay.run()
+
+            async with background(
+                ("outbox-relay", topics_then_relay),
+                ("upload-janitor",
+                 partial(janitor.run, pool, store, settings.ingest_janitor_interval)),
+            ):
+                yield
+
+    def checks(app: FastAPI) -> dict[str, ReadinessCheck]:
+        return {
+            "database": database_check(lambda: app.state.pool),
+            "object_store": lambda: app.state.store.ping(),
+            "kafka": kafka_check(settings),
+        }
+
+    return build_app(
+        title="bwc ingest",
+        description="Devices push recordings over tus 1.0 (`/files/`); admins manage devices.",
+        settings=settings, lifespan=lifespan, routers=[tus.router, api.router], checks=checks,
+    )

@@ -1,0 +1,132 @@
+"""Turning a fully received upload into a stored, hashed, announced recording.
+
+Completion is idempotent so that the janitor can repeat it after a crash at any step:
+the last part is re-uploaded under the same number, an already completed multipart upload is
+recognised by the object being there, and the event is written only with the final state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from minio.error import S3Error
+
+from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from bwc.outbox import enqueue
+from bwc.s3 import ObjectStore, UploadedPart
+from services.ingest import repository as repo
+from services.ingest.repository import Upload
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/bwc/ingest"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    completed: bool
+    status: int = 204
+    title: str = ""
+    detail: str = ""
+
+
+async def complete_upload(
+    pool: asyncpg.Pool, store: ObjectStore, upload: Upload, *, now: datetime | None = None
+) -> Outcome:
+    parts = list(upload.parts)
+    if upload.tail or not parts:
+        number = len(parts) + 1
+        etag = await store.upload_part(upload.object_key, upload.s3_upload_id, number, upload.tail)
+        parts.append(UploadedPart(number, etag, len(upload.tail)))
+        async with pool.acquire() as conn:
+            await repo.save_parts(conn, upload.id, parts)
+
+    version_id = await _complete_or_find(store, upload, parts)
+    sha256, size = await store.sha256(upload.object_key, version_id)
+
+    meta = upload.metadata
+    if size != upload.length:
+        return await reject(pool, store, upload, status=500, title="Stored size mismatch",
+                            detail=f"stored {size} bytes, expected {upload.length}")
+    if meta.get("sha256") and meta["sha256"] != sha256:
+        return await reject(
+            pool, store, upload, status=460, title="Checksum mismatch",
+            detail=f"the stored file has SHA-256 {sha256}, the device declared "
+                   f"{meta['sha256']}; the upload is rejected and its bytes removed")
+    now = now or datetime.now(UTC)
+    delete_after = datetime.fromisoformat(meta["delete_after"])
+    if delete_after <= now:
+        return await reject(
+            pool, store, upload, status=422, title="Retention deadline already passed",
+            detail=f"the recording had to be deleted by {delete_after.isoformat()} (R2); "
+                   "its bytes were removed")
+
+    event = CloudEvent.wrap(
+        source=SOURCE,
+        subject=str(upload.id),
+        data=RecordingIngestedV1(
+            recording_id=upload.id,
+            device_id=upload.device_id,
+            officer_id=meta.get("officer_id"),
+            recorded_at=meta["recorded_at"],
+            ended_at=meta.get("ended_at"),
+            uploaded_at=now,
+            size_bytes=size,
+            sha256=sha256,
+            content_type=meta["content_type"],
+            filename=meta.get("filename"),
+            trigger_reason=meta["trigger_reason"],
+            announced=meta["announced"],
+            imminent_danger=meta["imminent_danger"],
+            in_home=meta["in_home"],
+            location=meta.get("location"),
+            bucket=store.bucket,
+            object_key=upload.object_key,
+            object_version_id=version_id,
+            delete_after=delete_after,
+        ),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await repo.mark_completed(conn, upload.id, sha256=sha256, version_id=version_id)
+        await enqueue(conn, schema="ingest", topic=Topic.RECORDINGS, key=str(upload.id),
+                      event=event)
+    log.info("recording ingested", extra={"recording_id": str(upload.id), "size_bytes": size})
+    return Outcome(completed=True)
+
+
+async def _complete_or_find(
+    store: ObjectStore, upload: Upload, parts: list[UploadedPart]
+) -> str | None:
+    try:
+        return await store.complete_multipart(upload.object_key, upload.s3_upload_id, parts)
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload":
+            raise
+    # Completed by an earlier attempt that crashed before recording it.
+    stat = await store.stat(upload.object_key)
+    if stat is None:
+        raise RuntimeError(f"upload {upload.id}: multipart upload and object are both gone")
+    version_id: str | None = stat.version_id
+    return version_id
+
+
+async def reject(
+    pool: asyncpg.Pool, store: ObjectStore, upload: Upload, *, status: int, title: str,
+    detail: str, state: str = "rejected",
+) -> Outcome:
+    """Remove every stored byte of the upload and close it (nothing half-kept)."""
+    await store.abort_multipart(upload.object_key, upload.s3_upload_id)
+    await store.delete_all_versions(upload.object_key)
+    async with pool.acquire() as conn:
+        await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
+    log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
+                                        "reason": title})
+    return Outcome(completed=False, status=status, title=title, detail=detail)
+
+
+def expiry_from(now: datetime, expiry: timedelta, delete_after: datetime) -> datetime:
+    """An unfinished upload expires after ``expiry`` idle time, never after its R2 deadline."""
+    return min(now + expiry, delete_after)

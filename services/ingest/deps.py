@@ -1,0 +1,34 @@
+"""Request dependencies of the ingest service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from bwc.auth import Principal, Role, require_roles
+from bwc.s3 import ObjectStore
+from services.ingest.config import IngestSettings
+
+
+def get_settings(request: Request) -> IngestSettings:
+    settings: IngestSettings = request.app.state.settings
+    return settings
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def get_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+DeviceDep = Annotated[Principal, Depends(require_roles(Role.DEVICE))]
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

@@ -1,0 +1,68 @@
+"""Periodic clean-up of uploads no request will finish.
+
+- receiving uploads idle past ``Upload-Expires`` are aborted (tus expiration);
+- receiving uploads whose R2 deadline passed are aborted: nothing of them may be kept;
+- completions a crashed request left in ``completing`` are finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+
+from bwc.s3 import ObjectStore
+from services.ingest import repository as repo
+from services.ingest.completion import complete_upload, reject
+from services.ingest.repository import Upload
+
+log = logging.getLogger(__name__)
+
+#: A completion younger than this is probably still running in its request.
+COMPLETING_GRACE_S = 120.0
+
+
+async def sweep_once(pool: asyncpg.Pool, store: ObjectStore) -> int:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        stale = await repo.stale_uploads(conn, now=now, completing_grace_s=COMPLETING_GRACE_S)
+    handled = 0
+    for upload in stale:
+        async with pool.acquire() as lock_conn:
+            if not await repo.try_lock(lock_conn, upload.id):
+                continue
+            try:
+                async with pool.acquire() as conn:
+                    fresh = await repo.get_upload(conn, upload.id)
+                if fresh is not None:
+                    await _handle(pool, store, fresh, now)
+                    handled += 1
+            except Exception:
+                log.exception("janitor failed on upload", extra={"recording_id": str(upload.id)})
+            finally:
+                await repo.unlock(lock_conn, upload.id)
+    return handled
+
+
+async def _handle(pool: asyncpg.Pool, store: ObjectStore, upload: Upload, now: datetime) -> None:
+    if upload.state == "completing":
+        await complete_upload(pool, store, upload)
+    elif upload.state == "receiving":
+        deadline = datetime.fromisoformat(upload.metadata["delete_after"])
+        reason = "R2 deadline passed before the upload finished" if deadline <= now else (
+            "expired: no data received before Upload-Expires")
+        await reject(pool, store, upload, status=410, title="Expired", detail=reason,
+                     state="terminated")
+
+
+async def run(pool: asyncpg.Pool, store: ObjectStore, interval: float) -> None:
+    while True:
+        try:
+            await sweep_once(pool, store)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("upload janitor sweep failed")
+        await asyncio.sleep(interval)
