@@ -1,0 +1,1 @@
+"""The ``bwc`` command-line tool."""

@@ -1,0 +1,60 @@
+"""A recording travels from a standard tus client (tuspy) through S3 and Kafka to the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bwc.devstack.stack import Stack
+from bwc.s3 import ObjectStore, make_client
+from tests.fixtures.clients import (
+    MIB, Device, make_file, recording_id_of, tus_uploader, wait_for_recording,
+)
+
+
+def object_store(stack: Stack) -> ObjectStore:
+    client = make_client(stack.env["BWC_S3_ENDPOINT"], access_key=stack.env["BWC_S3_ACCESS_KEY"],
+                         secret_key=stack.env["BWC_S3_SECRET_KEY"], region="eu-central-1")
+    return ObjectStore(client, "recordings")
+
+
+@pytest.mark.parametrize("chunk_size", [5 * MIB, 1 * MIB], ids=["5MiB-chunks", "1MiB-chunks"])
+async def test_tuspy_upload_reaches_catalogue(
+    stack: Stack, http: httpx.AsyncClient, device: Device, tmp_path: Path, chunk_size: int
+) -> None:
+    path, sha256 = make_file(tmp_path, 20 * MIB)
+    recorded = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    uploader = tus_uploader(stack, device, path, chunk_size=chunk_size,
+                            recorded_at=recorded.isoformat(), sha256=sha256, in_home="true")
+    await asyncio.to_thread(uploader.upload)
+
+    recording_id = recording_id_of(uploader.url)
+    recording = await wait_for_recording(http, stack, recording_id)
+    assert recording["size_bytes"] == 20 * MIB
+    assert recording["sha256"] == sha256
+    assert recording["device_id"] == device.device_id
+    assert recording["officer_id"] == device.officer_id  # from the device registry
+    assert recording["status"] == "pending_review"
+    assert recording["in_home"] is True
+    assert recording["holds"] == []
+    # R2: the deadline runs from when the recording was made, not from the upload.
+    assert datetime.fromisoformat(recording["delete_after"]) == recorded + timedelta(days=14)
+
+    # R6: the hash is of the bytes actually stored.
+    stored_sha, stored_size = await object_store(stack).sha256(f"recordings/{recording_id}")
+    assert (stored_sha, stored_size) == (sha256, 20 * MIB)
+
+
+async def test_upload_without_declared_hash_records_stored_hash(
+    stack: Stack, http: httpx.AsyncClient, device: Device, tmp_path: Path
+) -> None:
+    path, sha256 = make_file(tmp_path, 3 * MIB + 17)
+    uploader = tus_uploader(stack, device, path, chunk_size=2 * MIB)
+    await asyncio.to_thread(uploader.upload)
+    recording = await wait_for_recording(http, stack, recording_id_of(uploader.url))
+    assert recording["sha256"] == sha256
+    assert recording["size_bytes"] == 3 * MIB + 17
