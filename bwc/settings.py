@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: R2: the law allows at most 14 days between recording and deletion.
 MAX_RETENTION_PERIOD = timedelta(days=14)
+
+
+def _seconds_or_iso(value: object) -> object:
+    """Accept plain seconds ("86400") as well as ISO 8601 durations ("P14D")."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+#: A duration given in seconds or ISO 8601 (``P14D``, ``PT30M``).
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
 
 
 class CommonSettings(BaseSettings):
@@ -39,8 +50,8 @@ class CommonSettings(BaseSettings):
     auth_issuer: str = "bwc-dev-issuer"
     auth_audience: str = "bwc"
 
-    retention_period: timedelta = MAX_RETENTION_PERIOD
-    clock_skew: timedelta = timedelta(minutes=5)
+    retention_period: Duration = MAX_RETENTION_PERIOD
+    clock_skew: Duration = timedelta(minutes=5)
 
     @field_validator("retention_period")
     @classmethod

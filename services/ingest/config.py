@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from bwc.settings import CommonSettings
+from bwc.settings import CommonSettings, Duration
 
 MIB = 1024 * 1024
 #: S3 refuses parts below 5 MiB except the last one.
@@ -19,6 +19,6 @@ class IngestSettings(CommonSettings):
     #: Largest recording accepted (announced as Tus-Max-Size).
     ingest_max_upload_size: int = Field(default=64 * 1024 * MIB, gt=0)
     #: An unfinished upload untouched this long is aborted (tus expiration extension).
-    ingest_upload_expiry: timedelta = timedelta(hours=24)
+    ingest_upload_expiry: Duration = timedelta(hours=24)
     #: How often unfinished and stuck uploads are checked.
     ingest_janitor_interval: float = Field(default=30.0, gt=0)

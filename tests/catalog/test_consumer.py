@@ -1,0 +1,81 @@
+"""The catalogue consumer is idempotent by event id and keeps unreadable messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from bwc.devstack.stack import Stack
+from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from tests.fixtures.clients import wait_for_recording
+
+
+def _event(recording_id: uuid.UUID, *, delete_after: datetime) -> CloudEvent:
+    recorded_at = datetime.now(UTC) - timedelta(hours=1)
+    return CloudEvent.wrap(source="/tests", subject=str(recording_id), data=RecordingIngestedV1(
+        recording_id=recording_id, device_id="cam-direct", officer_id=None,
+        recorded_at=recorded_at, ended_at=None, uploaded_at=datetime.now(UTC), size_bytes=1,
+        sha256="a" * 64, content_type="video/mp4", filename=None, trigger_reason="test",
+        announced=True, imminent_danger=False, in_home=False, location=None,
+        bucket="recordings", object_key=f"recordings/{recording_id}", object_version_id=None,
+        delete_after=delete_after))
+
+
+async def _send(stack: Stack, *messages: tuple[bytes, bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["BWC_KAFKA_BOOTSTRAP"], acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(Topic.RECORDINGS.value, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def test_redelivered_event_is_applied_once(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    recording_id = uuid.uuid4()
+    event = _event(recording_id, delete_after=datetime.now(UTC) + timedelta(days=13))
+    payload = json.dumps(event.model_dump(mode="json")).encode()
+    await _send(stack, (str(recording_id).encode(), payload), (str(recording_id).encode(), payload))
+    await wait_for_recording(http, stack, str(recording_id))
+    await asyncio.sleep(1)  # give the duplicate time to arrive
+    assert await db.fetchval("SELECT count(*) FROM catalog.processed_events WHERE event_id = $1",
+                             event.id) == 1
+    assert await db.fetchval("SELECT count(*) FROM catalog.recordings WHERE id = $1",
+                             recording_id) == 1
+
+
+async def test_deadline_never_exceeds_the_catalogues_retention_period(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """R2: an event claiming a later deadline is capped at recorded_at + 14 days."""
+    recording_id = uuid.uuid4()
+    event = _event(recording_id, delete_after=datetime.now(UTC) + timedelta(days=60))
+    await _send(stack, (str(recording_id).encode(),
+                        json.dumps(event.model_dump(mode="json")).encode()))
+    recording = await wait_for_recording(http, stack, str(recording_id))
+    recorded_at = datetime.fromisoformat(recording["recorded_at"])
+    assert datetime.fromisoformat(recording["delete_after"]) == recorded_at + timedelta(days=14)
+
+
+async def test_unreadable_message_is_dead_lettered_not_lost(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    marker = uuid.uuid4().hex
+    await _send(stack, (marker.encode(), b"{not json"))
+    # A valid event behind it still gets through: the partition is not blocked.
+    recording_id = uuid.uuid4()
+    event = _event(recording_id, delete_after=datetime.now(UTC) + timedelta(days=1))
+    await _send(stack, (marker.encode(), json.dumps(event.model_dump(mode="json")).encode()))
+    await wait_for_recording(http, stack, str(recording_id))
+    row = await db.fetchrow("SELECT error, value FROM catalog.dead_letters WHERE key = $1", marker)
+    assert row is not None
+    assert bytes(row["value"]) == b"{not json"
+    assert "unreadable" in row["error"]

@@ -1,0 +1,34 @@
+"""Every service answers /healthz, /readyz and /metrics, and serves its OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bwc.devstack.services import SERVICES
+from bwc.devstack.stack import Stack
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient, service: str) -> None:
+    base = stack.url(service)
+    assert (await http.get(f"{base}/healthz")).json() == {"status": "ok"}
+    ready = await http.get(f"{base}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert set(ready.json()["checks"].values()) == {"ok"}
+    metrics = await http.get(f"{base}/metrics")
+    assert "bwc_http_requests_total" in metrics.text
+    assert (await http.get(f"{base}/openapi.json")).status_code == 200
+    response = await http.get(f"{base}/healthz", headers={"X-Request-ID": "trace-me"})
+    assert response.headers["X-Request-ID"] == "trace-me"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_api_operation_states_its_role(
+    stack: Stack, http: httpx.AsyncClient, service: str
+) -> None:
+    spec = (await http.get(f"{stack.url(service)}/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            summary = operation.get("summary", "")
+            assert "role" in summary or "no auth" in summary, f"{method} {path}: {summary!r}"
