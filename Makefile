@@ -17,8 +17,8 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m bwc.devstack.run
 
-## test: the whole suite against real Postgres, broker and S3 endpoint (started on free ports)
-test: $(STAMP)
+## test: lint, then the whole suite against real Postgres, broker and S3 (on free ports)
+test: lint
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy (strict)

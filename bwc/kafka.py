@@ -7,6 +7,7 @@ transaction, which together with idempotent handlers gives at-least-once deliver
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -53,7 +54,8 @@ async def ensure_topics(settings: CommonSettings, topics: list[str]) -> None:
         missing = [t for t in topics if t not in existing]
         if not missing:
             return
-        try:
+        # Another replica may create them between our check and our request.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [
                     NewTopic(name=t, num_partitions=settings.kafka_topic_partitions,
@@ -61,8 +63,6 @@ async def ensure_topics(settings: CommonSettings, topics: list[str]) -> None:
                     for t in missing
                 ]
             )
-        except TopicAlreadyExistsError:
-            pass
         log.info("created topics", extra={"topics": missing})
     finally:
         await admin.close()

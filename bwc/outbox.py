@@ -8,13 +8,16 @@ for one recording is the order of their commits, whatever the number of replicas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from bwc.db import Connection
 from bwc.events import CloudEvent, Topic
 
 log = logging.getLogger(__name__)
@@ -24,7 +27,7 @@ OUTBOX_MIGRATIONS = Path(__file__).parent / "sql" / "outbox"
 
 
 async def enqueue(
-    conn: asyncpg.Connection, *, schema: str, topic: Topic, key: str, event: CloudEvent
+    conn: Connection, *, schema: str, topic: Topic, key: str, event: CloudEvent
 ) -> None:
     await conn.execute(
         f'INSERT INTO "{schema}".outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)',
@@ -44,7 +47,7 @@ class OutboxRelay:
         pool: asyncpg.Pool,
         *,
         schema: str,
-        producer_factory: type[AIOKafkaProducer] | object,
+        producer_factory: Callable[[], AIOKafkaProducer],
         batch_size: int = 100,
         idle_interval: float = 0.5,
     ) -> None:
@@ -63,7 +66,7 @@ class OutboxRelay:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer: AIOKafkaProducer = self._producer_factory()  # type: ignore[operator]
+            producer = self._producer_factory()
             try:
                 await producer.start()
             except Exception:
@@ -133,10 +136,8 @@ class OutboxRelay:
                     continue
                 if published < self.batch_size:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_interval)
-                    except TimeoutError:
-                        pass
         finally:
             await self.pool.release(listener)
             await self.close()

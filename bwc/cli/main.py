@@ -69,7 +69,7 @@ def _upload(args: argparse.Namespace) -> int:
                   unit_divisor=1024, desc=path.name) as bar:
             while uploader.offset < size:
                 before = uploader.offset
-                uploader.upload_chunk()
+                uploader.upload_chunk()  # type: ignore[no-untyped-call]
                 bar.update(uploader.offset - before)
     except TusCommunicationError as exc:
         print(f"bwc upload: failed at byte {uploader.offset}: {exc} "

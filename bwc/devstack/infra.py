@@ -65,10 +65,10 @@ def postgres_server(configured: str | None, data_dir: Path) -> tuple[str, str]:
         return configured, "configured"
     if asyncio.run(_answers(LOCAL_POSTGRES)):
         return LOCAL_POSTGRES, "local server"
-    import pgserver  # the embedded fallback; imported only when needed
+    import pgserver  # the embedded fallback, loaded only when needed
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri()), f"embedded (pgserver, {data_dir})"
 
 

@@ -18,6 +18,7 @@ import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from bwc.db import Connection
 from bwc.events import CloudEvent, EventType, RecordingIngestedV1, Topic
 from bwc.kafka import ensure_topics, make_consumer
 from services.catalog import repository as repo
@@ -25,11 +26,11 @@ from services.catalog.config import CatalogSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[None]]
+Handler = Callable[[Connection, CloudEvent], Awaitable[None]]
 
 
 def handlers(settings: CatalogSettings) -> dict[str, Handler]:
-    async def on_ingested(conn: asyncpg.Connection, event: CloudEvent) -> None:
+    async def on_ingested(conn: Connection, event: CloudEvent) -> None:
         data = event.parsed_data()
         assert isinstance(data, RecordingIngestedV1)
         # R2: never later than this deployment's own retention period allows.

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from bwc.db import Connection
 from bwc.events import RecordingIngestedV1
 
 RECORDING_COLUMNS = (
@@ -18,7 +19,7 @@ RECORDING_COLUMNS = (
 
 
 async def mark_processed(
-    conn: asyncpg.Connection, *, event_id: str, event_type: str, topic: str
+    conn: Connection, *, event_id: str, event_type: str, topic: str
 ) -> bool:
     """Record an event id; ``False`` when it was processed before (a redelivery)."""
     inserted = await conn.fetchval(
@@ -30,7 +31,7 @@ async def mark_processed(
 
 
 async def store_dead_letter(
-    conn: asyncpg.Connection, *, topic: str, partition: int, offset: int, key: bytes | None,
+    conn: Connection, *, topic: str, partition: int, offset: int, key: bytes | None,
     value: bytes | None, error: str,
 ) -> None:
     await conn.execute(
@@ -41,7 +42,7 @@ async def store_dead_letter(
 
 
 async def upsert_ingested(
-    conn: asyncpg.Connection, data: RecordingIngestedV1, *, delete_after: datetime
+    conn: Connection, data: RecordingIngestedV1, *, delete_after: datetime
 ) -> None:
     await conn.execute(
         "INSERT INTO catalog.recordings (id, device_id, officer_id, recorded_at, ended_at,"
@@ -57,7 +58,7 @@ async def upsert_ingested(
     )
 
 
-async def get_recording(conn: asyncpg.Connection, recording_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_recording(conn: Connection, recording_id: uuid.UUID) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await conn.fetchrow(
         f"SELECT {RECORDING_COLUMNS} FROM catalog.recordings WHERE id = $1", recording_id
     )
@@ -76,7 +77,7 @@ class RecordingFilter:
 
 
 async def list_recordings(
-    conn: asyncpg.Connection, f: RecordingFilter, *,
+    conn: Connection, f: RecordingFilter, *,
     after: tuple[datetime, uuid.UUID] | None, limit: int,
 ) -> list[asyncpg.Record]:
     """Newest first; ``after`` is the (recorded_at, id) of the last row of the previous page."""

@@ -9,13 +9,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from bwc.events import Topic
 from bwc.kafka import ensure_topics, make_producer
 from bwc.logs import configure_logging
 from bwc.observability import ReadinessCheck
 from bwc.outbox import OUTBOX_MIGRATIONS, OutboxRelay
-from bwc.events import Topic
 from bwc.service import (
-    background, build_app, database_check, kafka_check, open_database, open_object_store,
+    background,
+    build_app,
+    database_check,
+    kafka_check,
+    open_database,
+    open_object_store,
 )
 from services.ingest import api, janitor, tus
 from services.ingest.config import IngestSettings

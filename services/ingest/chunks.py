@@ -27,7 +27,7 @@ CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": ha
 class ChunkChecksum:
     algorithm: str
     expected: bytes
-    hasher: "hashlib._Hash" = field(repr=False)
+    hasher: hashlib._Hash = field(repr=False)
 
     @classmethod
     def parse(cls, header: str | None) -> ChunkChecksum | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from bwc.db import Connection
 from bwc.s3 import UploadedPart
 
 DEVICE_COLUMNS = "device_id, model, officer_id, enabled, registered_by, registered_at, updated_at"
@@ -62,7 +63,7 @@ def _parts_json(parts: list[UploadedPart]) -> list[dict[str, Any]]:
 # -- devices -------------------------------------------------------------------------------------
 
 async def insert_device(
-    conn: asyncpg.Connection, *, device_id: str, model: str | None, officer_id: str | None,
+    conn: Connection, *, device_id: str, model: str | None, officer_id: str | None,
     registered_by: str,
 ) -> asyncpg.Record | None:
     """Insert a device; ``None`` when the id is taken."""
@@ -75,7 +76,7 @@ async def insert_device(
     return record
 
 
-async def get_device(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record | None:
+async def get_device(conn: Connection, device_id: str) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await conn.fetchrow(
         f"SELECT {DEVICE_COLUMNS} FROM ingest.devices WHERE device_id = $1", device_id
     )
@@ -83,7 +84,7 @@ async def get_device(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record
 
 
 async def list_devices(
-    conn: asyncpg.Connection, *, after: str | None, limit: int
+    conn: Connection, *, after: str | None, limit: int
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(
         f"SELECT {DEVICE_COLUMNS} FROM ingest.devices"
@@ -93,7 +94,7 @@ async def list_devices(
 
 
 async def update_device(
-    conn: asyncpg.Connection, device_id: str, *, changes: dict[str, Any]
+    conn: Connection, device_id: str, *, changes: dict[str, Any]
 ) -> asyncpg.Record | None:
     record: asyncpg.Record | None = await conn.fetchrow(
         "UPDATE ingest.devices SET"
@@ -112,7 +113,7 @@ async def update_device(
 # -- uploads -------------------------------------------------------------------------------------
 
 async def insert_upload(
-    conn: asyncpg.Connection, *, upload_id: uuid.UUID, device_id: str, length: int,
+    conn: Connection, *, upload_id: uuid.UUID, device_id: str, length: int,
     metadata_header: str, metadata: dict[str, Any], object_key: str, s3_upload_id: str,
     expires_at: datetime,
 ) -> None:
@@ -124,13 +125,13 @@ async def insert_upload(
     )
 
 
-async def get_upload(conn: asyncpg.Connection, upload_id: uuid.UUID) -> Upload | None:
+async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
     row = await conn.fetchrow("SELECT * FROM ingest.uploads WHERE id = $1", upload_id)
     return Upload.from_row(row) if row else None
 
 
 async def advance_upload(
-    conn: asyncpg.Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
+    conn: Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
     tail: bytes, expires_at: datetime,
 ) -> bool:
     """Record bytes received by one PATCH; ``False`` if someone else moved the offset."""
@@ -147,7 +148,7 @@ async def advance_upload(
 
 
 async def save_parts(
-    conn: asyncpg.Connection, upload_id: uuid.UUID, parts: list[UploadedPart]
+    conn: Connection, upload_id: uuid.UUID, parts: list[UploadedPart]
 ) -> None:
     """Move the tail into the part list once it is stored as the last S3 part."""
     await conn.execute(
@@ -157,7 +158,7 @@ async def save_parts(
 
 
 async def mark_completed(
-    conn: asyncpg.Connection, upload_id: uuid.UUID, *, sha256: str, version_id: str | None
+    conn: Connection, upload_id: uuid.UUID, *, sha256: str, version_id: str | None
 ) -> None:
     await conn.execute(
         "UPDATE ingest.uploads SET state = 'completed', sha256 = $2, object_version_id = $3,"
@@ -167,7 +168,7 @@ async def mark_completed(
 
 
 async def mark_closed(
-    conn: asyncpg.Connection, upload_id: uuid.UUID, *, state: str, reason: str
+    conn: Connection, upload_id: uuid.UUID, *, state: str, reason: str
 ) -> None:
     """End an upload that will never complete (rejected, terminated or expired)."""
     await conn.execute(
@@ -178,7 +179,7 @@ async def mark_closed(
 
 
 async def stale_uploads(
-    conn: asyncpg.Connection, *, now: datetime, completing_grace_s: float, limit: int = 100
+    conn: Connection, *, now: datetime, completing_grace_s: float, limit: int = 100
 ) -> list[Upload]:
     """Expired receiving uploads, and completions a crashed request left behind."""
     rows = await conn.fetch(
@@ -192,7 +193,7 @@ async def stale_uploads(
     return [Upload.from_row(r) for r in rows]
 
 
-async def try_lock(conn: asyncpg.Connection, upload_id: uuid.UUID) -> bool:
+async def try_lock(conn: Connection, upload_id: uuid.UUID) -> bool:
     """Session-level lock on one upload; released when the connection goes back to the pool.
 
     If the process dies, Postgres drops the connection and with it the lock, so a device can
@@ -204,7 +205,7 @@ async def try_lock(conn: asyncpg.Connection, upload_id: uuid.UUID) -> bool:
     return locked
 
 
-async def unlock(conn: asyncpg.Connection, upload_id: uuid.UUID) -> None:
+async def unlock(conn: Connection, upload_id: uuid.UUID) -> None:
     await conn.execute(
         "SELECT pg_advisory_unlock(hashtextextended($1, 0))", f"upload:{upload_id}"
     )

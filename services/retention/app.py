@@ -11,7 +11,11 @@ from bwc.logs import configure_logging
 from bwc.observability import ReadinessCheck
 from bwc.outbox import OUTBOX_MIGRATIONS
 from bwc.service import (
-    build_app, database_check, kafka_check, open_database, open_object_store,
+    build_app,
+    database_check,
+    kafka_check,
+    open_database,
+    open_object_store,
 )
 from services.retention.config import RetentionSettings
 
@@ -39,6 +43,7 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
 
     return build_app(
         title="bwc retention",
-        description="Deletes recordings past their deadline (R2, R5). Features arrive with their own issues.",
+        description=("Deletes recordings past their deadline (R2, R5). "
+                    "Features arrive with their own issues."),
         settings=settings, lifespan=lifespan, routers=[], checks=checks,
     )

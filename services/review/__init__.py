@@ -1,1 +1,2 @@
-"""Review: reviewers view media, place holds (R3) and export evidence; supervisors release holds (R4)."""
+"""Review: reviewers view media, place holds (R3) and export evidence;
+supervisors release holds (R4)."""

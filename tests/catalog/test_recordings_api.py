@@ -11,7 +11,12 @@ import pytest
 
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
-    Device, auth, create_upload, mint, recording_metadata, wait_for_recording,
+    Device,
+    auth,
+    create_upload,
+    mint,
+    recording_metadata,
+    wait_for_recording,
 )
 
 TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}

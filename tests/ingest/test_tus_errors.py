@@ -15,7 +15,11 @@ import pytest
 
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
-    MIB, Device, auth, create_upload, recording_metadata,
+    MIB,
+    Device,
+    auth,
+    create_upload,
+    recording_metadata,
 )
 from tests.ingest.test_tus_upload import object_store
 

@@ -10,7 +10,13 @@ import httpx
 
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
-    MIB, Device, auth, make_file, recording_id_of, tus_uploader, wait_for_recording,
+    MIB,
+    Device,
+    auth,
+    make_file,
+    recording_id_of,
+    tus_uploader,
+    wait_for_recording,
 )
 from tests.ingest.test_tus_upload import object_store
 

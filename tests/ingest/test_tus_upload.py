@@ -12,7 +12,12 @@ import pytest
 from bwc.devstack.stack import Stack
 from bwc.s3 import ObjectStore, make_client
 from tests.fixtures.clients import (
-    MIB, Device, make_file, recording_id_of, tus_uploader, wait_for_recording,
+    MIB,
+    Device,
+    make_file,
+    recording_id_of,
+    tus_uploader,
+    wait_for_recording,
 )
 
 

@@ -12,7 +12,12 @@ import httpx
 from bwc.devstack import infra
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
-    MIB, Device, make_file, recording_id_of, tus_uploader, wait_for_recording,
+    MIB,
+    Device,
+    make_file,
+    recording_id_of,
+    tus_uploader,
+    wait_for_recording,
 )
 
 
