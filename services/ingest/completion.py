@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from minio.error import S3Error
 
+from bwc.db import Connection
 from bwc.events import CloudEvent, RecordingIngestedV1, Topic
 from bwc.outbox import enqueue
 from bwc.s3 import ObjectStore, UploadedPart
@@ -34,33 +34,33 @@ class Outcome:
 
 
 async def complete_upload(
-    pool: asyncpg.Pool, store: ObjectStore, upload: Upload, *, now: datetime | None = None
+    conn: Connection, store: ObjectStore, upload: Upload, *, now: datetime | None = None
 ) -> Outcome:
+    """Finish ``upload``; ``conn`` is the connection holding the upload's lock."""
     parts = list(upload.parts)
     if upload.tail or not parts:
         number = len(parts) + 1
         etag = await store.upload_part(upload.object_key, upload.s3_upload_id, number, upload.tail)
         parts.append(UploadedPart(number, etag, len(upload.tail)))
-        async with pool.acquire() as conn:
-            await repo.save_parts(conn, upload.id, parts)
+        await repo.save_parts(conn, upload.id, parts)
 
     version_id = await _complete_or_find(store, upload, parts)
     sha256, size = await store.sha256(upload.object_key, version_id)
 
     meta = upload.metadata
     if size != upload.length:
-        return await reject(pool, store, upload, status=500, title="Stored size mismatch",
+        return await reject(conn, store, upload, status=500, title="Stored size mismatch",
                             detail=f"stored {size} bytes, expected {upload.length}")
     if meta.get("sha256") and meta["sha256"] != sha256:
         return await reject(
-            pool, store, upload, status=460, title="Checksum mismatch",
+            conn, store, upload, status=460, title="Checksum mismatch",
             detail=f"the stored file has SHA-256 {sha256}, the device declared "
                    f"{meta['sha256']}; the upload is rejected and its bytes removed")
     now = now or datetime.now(UTC)
     delete_after = datetime.fromisoformat(meta["delete_after"])
     if delete_after <= now:
         return await reject(
-            pool, store, upload, status=422, title="Retention deadline already passed",
+            conn, store, upload, status=422, title="Retention deadline already passed",
             detail=f"the recording had to be deleted by {delete_after.isoformat()} (R2); "
                    "its bytes were removed")
 
@@ -89,7 +89,7 @@ async def complete_upload(
             delete_after=delete_after,
         ),
     )
-    async with pool.acquire() as conn, conn.transaction():
+    async with conn.transaction():
         await repo.mark_completed(conn, upload.id, sha256=sha256, version_id=version_id)
         await enqueue(conn, schema="ingest", topic=Topic.RECORDINGS, key=str(upload.id),
                       event=event)
@@ -114,14 +114,13 @@ async def _complete_or_find(
 
 
 async def reject(
-    pool: asyncpg.Pool, store: ObjectStore, upload: Upload, *, status: int, title: str,
+    conn: Connection, store: ObjectStore, upload: Upload, *, status: int, title: str,
     detail: str, state: str = "rejected",
 ) -> Outcome:
     """Remove every stored byte of the upload and close it (nothing half-kept)."""
     await store.abort_multipart(upload.object_key, upload.s3_upload_id)
     await store.delete_all_versions(upload.object_key)
-    async with pool.acquire() as conn:
-        await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
+    await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
     log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
                                         "reason": title})
     return Outcome(completed=False, status=status, title=title, detail=detail)

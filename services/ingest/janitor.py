@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from bwc.db import Connection
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
 from services.ingest.completion import complete_upload, reject
@@ -30,30 +31,29 @@ async def sweep_once(pool: asyncpg.Pool, store: ObjectStore) -> int:
         stale = await repo.stale_uploads(conn, now=now, completing_grace_s=COMPLETING_GRACE_S)
     handled = 0
     for upload in stale:
-        async with pool.acquire() as lock_conn:
-            if not await repo.try_lock(lock_conn, upload.id):
-                continue
+        async with pool.acquire() as conn:
+            if not await repo.try_lock(conn, upload.id):
+                continue  # a request is working on it right now
             try:
-                async with pool.acquire() as conn:
-                    fresh = await repo.get_upload(conn, upload.id)
+                fresh = await repo.get_upload(conn, upload.id)
                 if fresh is not None:
-                    await _handle(pool, store, fresh, now)
+                    await _handle(conn, store, fresh, now)
                     handled += 1
             except Exception:
                 log.exception("janitor failed on upload", extra={"recording_id": str(upload.id)})
             finally:
-                await repo.unlock(lock_conn, upload.id)
+                await repo.unlock(conn, upload.id)
     return handled
 
 
-async def _handle(pool: asyncpg.Pool, store: ObjectStore, upload: Upload, now: datetime) -> None:
+async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: datetime) -> None:
     if upload.state == "completing":
-        await complete_upload(pool, store, upload)
+        await complete_upload(conn, store, upload)
     elif upload.state == "receiving":
         deadline = datetime.fromisoformat(upload.metadata["delete_after"])
         reason = "R2 deadline passed before the upload finished" if deadline <= now else (
             "expired: no data received before Upload-Expires")
-        await reject(pool, store, upload, status=410, title="Expired", detail=reason,
+        await reject(conn, store, upload, status=410, title="Expired", detail=reason,
                      state="terminated")
 
 

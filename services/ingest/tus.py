@@ -14,6 +14,7 @@ from email.utils import format_datetime
 from fastapi import APIRouter, Request, Response
 
 from bwc.auth import Principal
+from bwc.db import Connection
 from bwc.problems import Problem
 from services.ingest import repository as repo
 from services.ingest.chunks import CHECKSUM_ALGORITHMS, ChunkChecksum, stream_into_parts
@@ -173,25 +174,25 @@ async def patch_upload(
     await _load_own_upload(pool, upload_id, device)
     await _ensure_device_allowed(pool, device.sub)
 
-    # The lock lives on a connection of its own for the whole request; if this process dies,
-    # Postgres releases it with the connection.
-    async with pool.acquire() as lock_conn:
-        if not await repo.try_lock(lock_conn, upload_id):
+    # One connection carries the upload's lock and all its database work for the whole
+    # request: a request never waits for a second connection while holding one (no pool
+    # deadlock under load), and if this process dies Postgres drops the lock with it.
+    async with pool.acquire() as conn:
+        if not await repo.try_lock(conn, upload_id):
             raise Problem(423, "Upload busy", "another request is writing to this upload",
                           headers=tus_headers())
         try:
-            return await _patch_locked(upload_id, offset, checksum, request, pool, store,
+            return await _patch_locked(conn, upload_id, offset, checksum, request, store,
                                        settings)
         finally:
-            await repo.unlock(lock_conn, upload_id)
+            await repo.unlock(conn, upload_id)
 
 
 async def _patch_locked(
-    upload_id: uuid.UUID, offset: int, checksum: ChunkChecksum | None, request: Request,
-    pool: PoolDep, store: StoreDep, settings: SettingsDep,
+    conn: Connection, upload_id: uuid.UUID, offset: int, checksum: ChunkChecksum | None,
+    request: Request, store: StoreDep, settings: SettingsDep,
 ) -> Response:
-    async with pool.acquire() as conn:
-        upload = await repo.get_upload(conn, upload_id)
+    upload = await repo.get_upload(conn, upload_id)
     assert upload is not None
     if upload.state in ("rejected", "terminated"):
         raise _closed(upload)
@@ -219,10 +220,9 @@ async def _patch_locked(
     now = datetime.now(UTC)
     expires_at = expiry_from(now, settings.ingest_upload_expiry,
                              datetime.fromisoformat(upload.metadata["delete_after"]))
-    async with pool.acquire() as conn:
-        advanced = await repo.advance_upload(
-            conn, upload, received=result.received, new_parts=result.new_parts,
-            tail=result.tail, expires_at=expires_at)
+    advanced = await repo.advance_upload(
+        conn, upload, received=result.received, new_parts=result.new_parts,
+        tail=result.tail, expires_at=expires_at)
     if not advanced:
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
@@ -232,10 +232,9 @@ async def _patch_locked(
         headers["Upload-Expires"] = _http_date(expires_at)
         return Response(status_code=204, headers=headers)
 
-    async with pool.acquire() as conn:
-        finished = await repo.get_upload(conn, upload_id)
+    finished = await repo.get_upload(conn, upload_id)
     assert finished is not None
-    outcome = await complete_upload(pool, store, finished, now=now)
+    outcome = await complete_upload(conn, store, finished, now=now)
     if not outcome.completed:
         raise Problem(outcome.status, outcome.title, outcome.detail, headers=tus_headers())
     return Response(status_code=204, headers=headers)
@@ -251,14 +250,15 @@ async def terminate_upload(
         raise Problem(409, "Upload complete",
                       "a completed recording is deleted only by the retention service (R2/R5)",
                       headers=tus_headers())
-    async with pool.acquire() as lock_conn:
-        if not await repo.try_lock(lock_conn, upload_id):
+    async with pool.acquire() as conn:
+        if not await repo.try_lock(conn, upload_id):
             raise Problem(423, "Upload busy", "another request is writing to this upload",
                           headers=tus_headers())
         try:
-            if upload.state == "receiving":
-                await reject(pool, store, upload, status=204, title="Terminated",
+            current = await repo.get_upload(conn, upload_id)
+            if current is not None and current.state == "receiving":
+                await reject(conn, store, current, status=204, title="Terminated",
                              detail="terminated by the device", state="terminated")
         finally:
-            await repo.unlock(lock_conn, upload_id)
+            await repo.unlock(conn, upload_id)
     return Response(status_code=204, headers=tus_headers())
