@@ -14,8 +14,15 @@ import httpx
 
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
-    MIB, Device, auth, create_upload, make_file, recording_id_of, recording_metadata,
-    tus_uploader, wait_for_recording,
+    MIB,
+    Device,
+    auth,
+    create_upload,
+    make_file,
+    recording_id_of,
+    recording_metadata,
+    tus_uploader,
+    wait_for_recording,
 )
 
 TUS = {"Tus-Resumable": "1.0.0"}
