@@ -9,14 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from bwc.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+
+
+def security_options(settings: CommonSettings) -> dict[str, Any]:
+    """TLS and SASL options shared by producers, consumers and the admin client."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_sasl_mechanism:
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return options
 
 
 def make_producer(settings: CommonSettings, *, client_id: str) -> AIOKafkaProducer:
@@ -27,6 +43,7 @@ def make_producer(settings: CommonSettings, *, client_id: str) -> AIOKafkaProduc
         enable_idempotence=settings.kafka_idempotence,
         linger_ms=5,
         request_timeout_ms=15000,
+        **security_options(settings),
     )
 
 
@@ -42,12 +59,14 @@ def make_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_uncommitted",
         max_poll_records=100,
+        **security_options(settings),
     )
 
 
 async def ensure_topics(settings: CommonSettings, topics: list[str]) -> None:
     """Create the topics if they do not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                **security_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -33,12 +33,14 @@ class UploadedPart:
 
 
 def make_client(
-    endpoint: str, *, access_key: str, secret_key: str, region: str
+    endpoint: str, *, access_key: str, secret_key: str, region: str, ca_file: str | None = None
 ) -> Minio:
     url = urlparse(endpoint)
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=5, read=120),
         maxsize=32,
+        cert_reqs="CERT_REQUIRED" if url.scheme == "https" else None,
+        ca_certs=ca_file,
         retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
     return Minio(

@@ -69,6 +69,7 @@ def open_object_store(settings: CommonSettings) -> ObjectStore:
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key,
         region=settings.s3_region,
+        ca_file=settings.s3_ca_file,
     )
     return ObjectStore(client, settings.s3_bucket)
 

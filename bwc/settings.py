@@ -39,12 +39,21 @@ class CommonSettings(BaseSettings):
     # supports it, so production turns this on.
     kafka_idempotence: bool = False
     kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_ssl_cafile: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
 
     s3_endpoint: str = "http://127.0.0.1:9000"
     s3_access_key: str = "bwc-dev-access"
     s3_secret_key: str = "bwc-dev-secret-key"  # noqa: S105 - development default, refused in prod
     s3_region: str = "eu-central-1"
     s3_bucket: str = "recordings"
+    #: CA bundle for an ``https://`` S3 endpoint signed by a private CA.
+    s3_ca_file: str | None = None
 
     auth_jwks_url: str = "file://var/dev-issuer/jwks.json"
     auth_issuer: str = "bwc-dev-issuer"
@@ -72,3 +81,7 @@ class CommonSettings(BaseSettings):
                 raise ValueError("BWC_S3_SECRET_KEY must be set in prod")
             if self.auth_jwks_url.startswith("file:"):
                 raise ValueError("BWC_AUTH_JWKS_URL must point at the IdP's JWKS in prod")
+        if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and
+                                              self.kafka_sasl_password):
+            raise ValueError("BWC_KAFKA_SASL_MECHANISM needs BWC_KAFKA_SASL_USERNAME and "
+                             "BWC_KAFKA_SASL_PASSWORD")
