@@ -36,8 +36,10 @@ def build_app(
     settings: CommonSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     routers: list[APIRouter],
-    checks: Callable[[FastAPI], dict[str, ReadinessCheck]],
+    uses_object_store: bool,
 ) -> FastAPI:
+    """The app skeleton. The lifespan must put ``pool`` (and ``store`` when
+    ``uses_object_store``) on ``app.state``; ``/readyz`` checks exactly those plus Kafka."""
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.verifier = JwksVerifier(
@@ -45,7 +47,7 @@ def build_app(
     )
     install_problem_handlers(app)
     install_request_middleware(app)
-    app.include_router(operations_router(checks(app)))
+    app.include_router(operations_router(_readiness_checks(app, settings, uses_object_store)))
     for router in routers:
         app.include_router(router)
     return app
@@ -74,24 +76,26 @@ def open_object_store(settings: CommonSettings) -> ObjectStore:
     return ObjectStore(client, settings.s3_bucket)
 
 
-def database_check(pool_of: Callable[[], asyncpg.Pool]) -> ReadinessCheck:
-    async def check() -> None:
-        await pool_of().fetchval("SELECT 1")
+def _readiness_checks(
+    app: FastAPI, settings: CommonSettings, uses_object_store: bool
+) -> dict[str, ReadinessCheck]:
+    async def database() -> None:
+        await app.state.pool.fetchval("SELECT 1")
 
-    return check
-
-
-def kafka_check(settings: CommonSettings) -> ReadinessCheck:
-    """The first bootstrap broker accepts TCP connections."""
-
-    async def check() -> None:
-        first = settings.kafka_bootstrap.split(",")[0]
-        url = urlparse(f"//{first}")
-        _, writer = await asyncio.open_connection(url.hostname, url.port or 9092)
+    async def kafka() -> None:
+        """The first bootstrap broker accepts TCP connections."""
+        first = urlparse(f"//{settings.kafka_bootstrap.split(',')[0]}")
+        _, writer = await asyncio.open_connection(first.hostname, first.port or 9092)
         writer.close()
         await writer.wait_closed()
 
-    return check
+    async def object_store() -> None:
+        await app.state.store.ping()
+
+    checks: dict[str, ReadinessCheck] = {"database": database, "kafka": kafka}
+    if uses_object_store:
+        checks["object_store"] = object_store
+    return checks
 
 
 @contextlib.asynccontextmanager

@@ -10,8 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bwc.logs import configure_logging
-from bwc.observability import ReadinessCheck
-from bwc.service import background, build_app, database_check, kafka_check, open_database
+from bwc.service import background, build_app, open_database
 from services.catalog import api, consumers
 from services.catalog.config import CatalogSettings
 
@@ -34,14 +33,8 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             ):
                 yield
 
-    def checks(app: FastAPI) -> dict[str, ReadinessCheck]:
-        return {
-            "database": database_check(lambda: app.state.pool),
-            "kafka": kafka_check(settings),
-        }
-
     return build_app(
         title="bwc catalog",
         description="Indexes recordings from Kafka and serves their metadata.",
-        settings=settings, lifespan=lifespan, routers=[api.router], checks=checks,
+        settings=settings, lifespan=lifespan, routers=[api.router], uses_object_store=False,
     )

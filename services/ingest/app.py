@@ -12,16 +12,8 @@ from fastapi import FastAPI
 from bwc.events import Topic
 from bwc.kafka import ensure_topics, make_producer
 from bwc.logs import configure_logging
-from bwc.observability import ReadinessCheck
 from bwc.outbox import OUTBOX_MIGRATIONS, OutboxRelay
-from bwc.service import (
-    background,
-    build_app,
-    database_check,
-    kafka_check,
-    open_database,
-    open_object_store,
-)
+from bwc.service import background, build_app, open_database, open_object_store
 from services.ingest import api, janitor, tus
 from services.ingest.config import IngestSettings
 
@@ -54,15 +46,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             ):
                 yield
 
-    def checks(app: FastAPI) -> dict[str, ReadinessCheck]:
-        return {
-            "database": database_check(lambda: app.state.pool),
-            "object_store": lambda: app.state.store.ping(),
-            "kafka": kafka_check(settings),
-        }
-
     return build_app(
         title="bwc ingest",
         description="Devices push recordings over tus 1.0 (`/files/`); admins manage devices.",
-        settings=settings, lifespan=lifespan, routers=[tus.router, api.router], checks=checks,
+        settings=settings, lifespan=lifespan, routers=[tus.router, api.router],
+        uses_object_store=True,
     )

@@ -8,15 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bwc.logs import configure_logging
-from bwc.observability import ReadinessCheck
 from bwc.outbox import OUTBOX_MIGRATIONS
-from bwc.service import (
-    build_app,
-    database_check,
-    kafka_check,
-    open_database,
-    open_object_store,
-)
+from bwc.service import build_app, open_database, open_object_store
 from services.retention.config import RetentionSettings
 
 SCHEMA = "retention"
@@ -34,16 +27,9 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
             app.state.pool = pool
             yield
 
-    def checks(app: FastAPI) -> dict[str, ReadinessCheck]:
-        return {
-            "database": database_check(lambda: app.state.pool),
-            "object_store": lambda: app.state.store.ping(),
-            "kafka": kafka_check(settings),
-        }
-
     return build_app(
         title="bwc retention",
         description=("Deletes recordings past their deadline (R2, R5). "
                     "Features arrive with their own issues."),
-        settings=settings, lifespan=lifespan, routers=[], checks=checks,
+        settings=settings, lifespan=lifespan, routers=[], uses_object_store=True,
     )
