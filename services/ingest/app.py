@@ -46,9 +46,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             ):
                 yield
 
-    return build_app(
+    app = build_app(
         title="bwc ingest",
         description="Devices push recordings over tus 1.0 (`/files/`); admins manage devices.",
         settings=settings, lifespan=lifespan, routers=[tus.router, api.router],
         uses_object_store=True,
     )
+    tus.install_tus_headers(app)
+    return app

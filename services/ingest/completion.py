@@ -25,12 +25,17 @@ log = logging.getLogger(__name__)
 SOURCE = "/bwc/ingest"
 
 
+class StoredBytesLost(Exception):
+    """Neither the multipart upload nor the finished object exists any more."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     completed: bool
     status: int = 204
     title: str = ""
     detail: str = ""
+    field: str | None = None
 
 
 async def complete_upload(
@@ -44,7 +49,12 @@ async def complete_upload(
         parts.append(UploadedPart(number, etag, len(upload.tail)))
         await repo.save_parts(conn, upload.id, parts)
 
-    version_id = await _complete_or_find(store, upload, parts)
+    try:
+        version_id = await _complete_or_find(store, upload, parts)
+    except StoredBytesLost as exc:
+        log.error("stored bytes of an upload are lost", extra={"recording_id": str(upload.id)})
+        return await reject(conn, store, upload, status=500, title="Upload lost",
+                            detail=f"{exc}; the device must upload the recording again")
     sha256, size = await store.sha256(upload.object_key, version_id)
 
     meta = upload.metadata
@@ -52,15 +62,18 @@ async def complete_upload(
         return await reject(conn, store, upload, status=500, title="Stored size mismatch",
                             detail=f"stored {size} bytes, expected {upload.length}")
     if meta.get("sha256") and meta["sha256"] != sha256:
+        # Not 460: that tells tus clients to resend a chunk, but the whole upload is gone.
         return await reject(
-            conn, store, upload, status=460, title="Checksum mismatch",
-            detail=f"the stored file has SHA-256 {sha256}, the device declared "
-                   f"{meta['sha256']}; the upload is rejected and its bytes removed")
+            conn, store, upload, status=422, title="Checksum mismatch", field="sha256",
+            detail=f"Upload-Metadata 'sha256': the stored file has SHA-256 {sha256}, the "
+                   f"device declared {meta['sha256']}; the upload is rejected and its bytes "
+                   "removed")
     now = now or datetime.now(UTC)
     delete_after = datetime.fromisoformat(meta["delete_after"])
     if delete_after <= now:
         return await reject(
             conn, store, upload, status=422, title="Retention deadline already passed",
+            field="recorded_at",
             detail=f"the recording had to be deleted by {delete_after.isoformat()} (R2); "
                    "its bytes were removed")
 
@@ -108,14 +121,14 @@ async def _complete_or_find(
     # Completed by an earlier attempt that crashed before recording it.
     stat = await store.stat(upload.object_key)
     if stat is None:
-        raise RuntimeError(f"upload {upload.id}: multipart upload and object are both gone")
+        raise StoredBytesLost(f"upload {upload.id}: the multipart upload and the object are gone")
     version_id: str | None = stat.version_id
     return version_id
 
 
 async def reject(
     conn: Connection, store: ObjectStore, upload: Upload, *, status: int, title: str,
-    detail: str, state: str = "rejected",
+    detail: str, state: str = "rejected", field: str | None = None,
 ) -> Outcome:
     """Remove every stored byte of the upload and close it (nothing half-kept)."""
     await store.abort_multipart(upload.object_key, upload.s3_upload_id)
@@ -123,7 +136,16 @@ async def reject(
     await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
     log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
                                         "reason": title})
-    return Outcome(completed=False, status=status, title=title, detail=detail)
+    return Outcome(completed=False, status=status, title=title, detail=detail, field=field)
+
+
+def expiry_reason(upload: Upload, now: datetime) -> str | None:
+    """Why a receiving upload may not go on, or ``None`` while it may."""
+    if datetime.fromisoformat(upload.metadata["delete_after"]) <= now:
+        return "the R2 deadline passed before the upload finished; nothing of it is kept"
+    if upload.expires_at <= now:
+        return "expired: no data arrived before Upload-Expires"
+    return None
 
 
 def expiry_from(now: datetime, expiry: timedelta, delete_after: datetime) -> datetime:

@@ -16,7 +16,7 @@ import asyncpg
 from bwc.db import Connection
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
-from services.ingest.completion import complete_upload, reject
+from services.ingest.completion import complete_upload, expiry_reason, reject
 from services.ingest.repository import Upload
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ async def sweep_once(pool: asyncpg.Pool, store: ObjectStore) -> int:
                     handled += 1
             except Exception:
                 log.exception("janitor failed on upload", extra={"recording_id": str(upload.id)})
+                # To the back of the queue: a failing upload must not hold up the others.
+                await repo.touch(conn, upload.id)
             finally:
                 await repo.unlock(conn, upload.id)
     return handled
@@ -50,11 +52,11 @@ async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: dat
     if upload.state == "completing":
         await complete_upload(conn, store, upload)
     elif upload.state == "receiving":
-        deadline = datetime.fromisoformat(upload.metadata["delete_after"])
-        reason = "R2 deadline passed before the upload finished" if deadline <= now else (
-            "expired: no data received before Upload-Expires")
-        await reject(conn, store, upload, status=410, title="Expired", detail=reason,
-                     state="terminated")
+        # Decided again under the lock: the device may have resumed since the selection.
+        reason = expiry_reason(upload, now)
+        if reason is not None:
+            await reject(conn, store, upload, status=410, title="Expired", detail=reason,
+                         state="terminated")
 
 
 async def run(pool: asyncpg.Pool, store: ObjectStore, interval: float) -> None:

@@ -15,6 +15,10 @@ from pydantic import BaseModel
 from bwc.problems import Problem
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Stored as the object's Content-Type and served back later: media types only, nothing a
+# browser would render as a page.
+_CONTENT_TYPE = re.compile(r"^(video|audio)/[A-Za-z0-9.+-]{1,100}$|^application/octet-stream$")
+MAX_FILENAME = 255
 _BOOL = {"true": True, "false": False}
 MAX_TEXT = 2000
 
@@ -149,6 +153,16 @@ def validate(
     if sha256 is not None and not _HEX64.match(sha256):
         raise invalid("sha256", "must be the 64-character hex SHA-256 of the whole file")
 
+    content_type = values.get("content_type") or "application/octet-stream"
+    if not _CONTENT_TYPE.match(content_type):
+        raise invalid("content_type", f"must be video/*, audio/* or application/octet-stream, "
+                      f"got {content_type[:100]!r}")
+    filename = values.get("filename") or None
+    if filename is not None and (len(filename) > MAX_FILENAME or
+                                 any(ord(c) < 32 or c in "/\\" for c in filename)):
+        raise invalid("filename", f"must be a plain file name of at most {MAX_FILENAME} "
+                      "characters without path separators or control characters")
+
     return RecordingMetadata(
         device_id=_required(values, "device_id"),
         officer_id=values.get("officer_id", "").strip() or None,
@@ -159,7 +173,7 @@ def validate(
         imminent_danger=imminent_danger,
         in_home=_bool(values, "in_home", default=False),
         location=_location(values.get("location")),
-        filename=(values.get("filename") or None),
-        content_type=values.get("content_type") or "application/octet-stream",
+        filename=filename,
+        content_type=content_type,
         sha256=sha256,
     )

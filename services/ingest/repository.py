@@ -178,6 +178,10 @@ async def mark_closed(
     )
 
 
+async def touch(conn: Connection, upload_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE ingest.uploads SET updated_at = now() WHERE id = $1", upload_id)
+
+
 async def stale_uploads(
     conn: Connection, *, now: datetime, completing_grace_s: float, limit: int = 100
 ) -> list[Upload]:

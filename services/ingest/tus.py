@@ -8,17 +8,18 @@ is open, as tus clients probe it before authenticating. The storage work is in `
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from bwc.auth import Principal
 from bwc.db import Connection
 from bwc.problems import Problem
 from services.ingest import repository as repo
 from services.ingest.chunks import CHECKSUM_ALGORITHMS, ChunkChecksum, stream_into_parts
-from services.ingest.completion import complete_upload, expiry_from, reject
+from services.ingest.completion import complete_upload, expiry_from, expiry_reason, reject
 from services.ingest.deps import DeviceDep, PoolDep, SettingsDep, StoreDep
 from services.ingest.metadata import parse_header, validate
 from services.ingest.repository import Upload
@@ -28,6 +29,19 @@ EXTENSIONS = "creation,checksum,termination,expiration"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 router = APIRouter(prefix="/files", tags=["tus"])
+
+
+def install_tus_headers(app: FastAPI) -> None:
+    """Every answer under ``/files`` carries ``Tus-Resumable``, errors from auth included."""
+
+    @app.middleware("http")
+    async def add_tus_resumable(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith(router.prefix):
+            response.headers.setdefault("Tus-Resumable", TUS_VERSION)
+        return response
 
 
 def tus_headers(**extra: str) -> dict[str, str]:
@@ -51,7 +65,7 @@ def _parse_int_header(request: Request, name: str) -> int:
     if raw is None:
         raise Problem(400, f"Missing {name}", f"the {name} header is required",
                       headers=tus_headers())
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise Problem(400, f"Invalid {name}", f"{name} must be a non-negative integer",
                       headers=tus_headers())
     return int(raw)
@@ -145,9 +159,15 @@ async def create_upload(
 
 
 @router.head("/{upload_id}", name="head_upload", summary="Upload offset (role: device)")
-async def head_upload(upload_id: uuid.UUID, device: DeviceDep, pool: PoolDep) -> Response:
+async def head_upload(
+    upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep
+) -> Response:
+    require_tus_version(request)
     upload = await _load_own_upload(pool, upload_id, device)
-    if upload.state in ("rejected", "terminated"):
+    await _ensure_device_allowed(pool, device.sub)
+    if upload.state in ("rejected", "terminated") or (
+        upload.state == "receiving" and expiry_reason(upload, datetime.now(UTC)) is not None
+    ):
         return Response(status_code=410, headers=tus_headers())
     headers = tus_headers(**{
         "Upload-Offset": str(upload.offset),
@@ -196,13 +216,21 @@ async def _patch_locked(
     assert upload is not None
     if upload.state in ("rejected", "terminated"):
         raise _closed(upload)
+    now = datetime.now(UTC)
+    if upload.state == "receiving" and (reason := expiry_reason(upload, now)) is not None:
+        await reject(conn, store, upload, status=410, title="Expired", detail=reason,
+                     state="terminated")
+        raise Problem(410, "Upload expired", reason, headers=tus_headers())
     if offset != upload.offset:
         raise Problem(409, "Offset mismatch",
                       f"Upload-Offset is {offset} but the upload is at {upload.offset}; "
                       "HEAD the upload and resume from there",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
+    if upload.state == "completing":
+        # All bytes are here but completion did not finish (it failed or its process died):
+        # finish it now and give the device the real outcome, never a premature success.
+        return await _complete(conn, store, upload, now)
     if upload.state != "receiving":
-        # Fully received already: an empty PATCH at the end is a harmless repeat.
         return Response(status_code=204, headers=tus_headers(
             **{"Upload-Offset": str(upload.offset)}))
 
@@ -217,7 +245,6 @@ async def _patch_locked(
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
-    now = datetime.now(UTC)
     expires_at = expiry_from(now, settings.ingest_upload_expiry,
                              datetime.fromisoformat(upload.metadata["delete_after"]))
     advanced = await repo.advance_upload(
@@ -234,10 +261,16 @@ async def _patch_locked(
 
     finished = await repo.get_upload(conn, upload_id)
     assert finished is not None
-    outcome = await complete_upload(conn, store, finished, now=now)
+    return await _complete(conn, store, finished, now)
+
+
+async def _complete(conn: Connection, store: StoreDep, upload: Upload, now: datetime) -> Response:
+    outcome = await complete_upload(conn, store, upload, now=now)
     if not outcome.completed:
-        raise Problem(outcome.status, outcome.title, outcome.detail, headers=tus_headers())
-    return Response(status_code=204, headers=headers)
+        raise Problem(outcome.status, outcome.title, outcome.detail, headers=tus_headers(),
+                      **({"field": outcome.field} if outcome.field else {}))
+    return Response(status_code=204, headers=tus_headers(
+        **{"Upload-Offset": str(upload.length)}))
 
 
 @router.delete("/{upload_id}", status_code=204, summary="Terminate an upload (role: device)")
@@ -246,6 +279,7 @@ async def terminate_upload(
 ) -> Response:
     require_tus_version(request)
     upload = await _load_own_upload(pool, upload_id, device)
+    await _ensure_device_allowed(pool, device.sub)
     if upload.state in ("completing", "completed"):
         raise Problem(409, "Upload complete",
                       "a completed recording is deleted only by the retention service (R2/R5)",

@@ -80,12 +80,30 @@ async def test_idle_upload_expires_and_is_aborted(
     await db.execute("UPDATE ingest.uploads SET expires_at = $2 WHERE id = $1::uuid",
                      recording_id_of(url), datetime.now(UTC) - timedelta(seconds=1))
     for _ in range(100):
-        head = await http.head(url, headers={**auth(device.token), **TUS})
-        if head.status_code == 410:
+        row = await db.fetchrow("SELECT state, reason FROM ingest.uploads WHERE id = $1::uuid",
+                                recording_id_of(url))
+        if row["state"] == "terminated":
             break
         await asyncio.sleep(0.1)
-    assert head.status_code == 410
-    row = await db.fetchrow("SELECT state, reason FROM ingest.uploads WHERE id = $1::uuid",
-                            recording_id_of(url))
     assert row["state"] == "terminated"
+    head = await http.head(url, headers={**auth(device.token), **TUS})
+    assert head.status_code == 410
     assert "expired" in row["reason"]
+
+
+async def test_patch_after_expiry_is_410_and_closes_the_upload(
+    stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
+) -> None:
+    response = await create_upload(http, stack, device.token,
+                                   recording_metadata(device.device_id), 10)
+    url = response.headers["Location"]
+    # Expired a moment ago, but the janitor (every second) may not have run yet: the PATCH
+    # itself must refuse rather than extend the upload's life.
+    await db.execute("UPDATE ingest.uploads SET expires_at = now() - interval '1 second'"
+                     " WHERE id = $1::uuid", recording_id_of(url))
+    response = await http.patch(url, content=b"0123456789", headers={
+        **auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": "0"})
+    assert response.status_code == 410
+    assert await db.fetchval("SELECT state FROM ingest.uploads WHERE id = $1::uuid",
+                             recording_id_of(url)) == "terminated"

@@ -165,7 +165,8 @@ async def test_declared_sha256_mismatch_rejects_and_removes_bytes(
     url = await _new_upload(http, stack, device, len(data), sha256="0" * 64)
     response = await http.patch(url, content=data, headers={
         **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0"})
-    assert response.status_code == 460
+    assert response.status_code == 422
+    assert response.json()["field"] == "sha256"
     assert "SHA-256" in response.json()["detail"]
     recording_id = url.rsplit("/", 1)[-1]
     assert await object_store(stack).stat(f"recordings/{recording_id}") is None
@@ -286,3 +287,45 @@ async def test_options_advertises_extensions(stack: Stack, http: httpx.AsyncClie
     assert set(response.headers["Tus-Extension"].split(",")) >= {
         "creation", "checksum", "termination", "expiration"}
     assert "sha256" in response.headers["Tus-Checksum-Algorithm"].split(",")
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"content_type": "text/html"}, "content_type"),
+    ({"filename": "../../etc/passwd"}, "filename"),
+    ({"filename": "x" * 300}, "filename"),
+])
+async def test_unsafe_content_type_or_filename_is_400(
+    stack: Stack, http: httpx.AsyncClient, device: Device, overrides: dict[str, str], field: str
+) -> None:
+    response = await create_upload(http, stack, device.token,
+                                   recording_metadata(device.device_id, **overrides), 10)
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+
+
+async def test_non_ascii_digits_in_upload_length_are_400(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    response = await http.post(f"{stack.url('ingest')}/files/", headers={
+        **auth(device.token), **TUS, "Upload-Length": "²".encode("latin-1"),
+        "Upload-Metadata": "device_id " + base64.b64encode(device.device_id.encode()).decode()})
+    assert response.status_code == 400
+    assert "Upload-Length" in response.json()["detail"]
+
+
+async def test_errors_carry_tus_resumable(stack: Stack, http: httpx.AsyncClient) -> None:
+    response = await http.post(f"{stack.url('ingest')}/files/", headers=TUS)
+    assert response.status_code == 401
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+
+
+async def test_disabled_device_cannot_touch_its_open_uploads(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    from tests.fixtures.clients import mint
+
+    url = await _new_upload(http, stack, device, 10)
+    await http.patch(f"{stack.url('ingest')}/api/v1/devices/{device.device_id}",
+                     json={"enabled": False}, headers=auth(mint(stack, "admin", "admin-test")))
+    assert (await http.head(url, headers={**auth(device.token), **TUS})).status_code == 403
+    assert (await http.delete(url, headers={**auth(device.token), **TUS})).status_code == 403
