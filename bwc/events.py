@@ -32,7 +32,8 @@ class EventType(StrEnum):
 class RecordingIngestedV1(BaseModel):
     """Data of ``recording.ingested``: a recording is fully stored and its hash recorded."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Tolerant reader: a producer one version ahead may add fields; they are ignored.
+    model_config = ConfigDict(extra="ignore")
 
     schema_version: int = 1
     recording_id: uuid.UUID

@@ -40,26 +40,44 @@ def handlers(settings: CatalogSettings) -> dict[str, Handler]:
     return {EventType.RECORDING_INGESTED.value: on_ingested}
 
 
-async def apply_message(
-    pool: asyncpg.Pool, message: ConsumerRecord[bytes, bytes], table: dict[str, Handler]
-) -> None:
+class UnusableEvent(Exception):
+    """A message that no retry will make usable: it is parked in ``dead_letters``."""
+
+
+def _decode(message: ConsumerRecord[bytes, bytes], table: dict[str, Handler]) -> CloudEvent:
     try:
         event = CloudEvent.model_validate(json.loads(message.value or b""))
     except (ValueError, ValidationError) as exc:
+        raise UnusableEvent(f"unreadable event: {exc}") from exc
+    if event.type not in table:
+        # Parked, not marked processed: a later version of this service can replay it.
+        raise UnusableEvent(f"no handler for event type {event.type!r}")
+    try:
+        event.parsed_data()
+    except (ValueError, ValidationError) as exc:
+        raise UnusableEvent(f"invalid data for {event.type}: {exc}") from exc
+    return event
+
+
+async def apply_message(
+    pool: asyncpg.Pool, message: ConsumerRecord[bytes, bytes], table: dict[str, Handler]
+) -> None:
+    """Apply one message exactly once, or park it. Database and broker errors propagate, so
+    the consumer retries the message rather than skip it."""
+    try:
+        event = _decode(message, table)
+        async with pool.acquire() as conn, conn.transaction():
+            if await repo.mark_processed(conn, event_id=event.id, event_type=event.type,
+                                         topic=message.topic):
+                await table[event.type](conn, event)
+    except (UnusableEvent, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
         async with pool.acquire() as conn:
             await repo.store_dead_letter(
                 conn, topic=message.topic, partition=message.partition, offset=message.offset,
-                key=message.key, value=message.value, error=f"unreadable event: {exc}"[:2000])
-        log.error("dead-lettered an unreadable message",
-                  extra={"topic": message.topic, "offset": message.offset})
-        return
-    handler = table.get(event.type)
-    async with pool.acquire() as conn, conn.transaction():
-        if not await repo.mark_processed(conn, event_id=event.id, event_type=event.type,
-                                         topic=message.topic):
-            return
-        if handler is not None:
-            await handler(conn, event)
+                key=message.key, value=message.value, error=str(exc)[:2000])
+        log.error("dead-lettered a message", extra={
+            "topic": message.topic, "partition": message.partition, "offset": message.offset,
+            "error": str(exc)[:500]})
 
 
 async def run(pool: asyncpg.Pool, settings: CatalogSettings, state: dict[str, object]) -> None:

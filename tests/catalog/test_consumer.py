@@ -79,3 +79,27 @@ async def test_unreadable_message_is_dead_lettered_not_lost(
     assert row is not None
     assert bytes(row["value"]) == b"{not json"
     assert "unreadable" in row["error"]
+
+
+async def test_invalid_data_and_unknown_types_are_parked_and_do_not_block(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    marker = uuid.uuid4().hex
+    good = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
+    bad_data = good.model_copy(update={"id": str(uuid.uuid4()),
+                                       "data": {**good.data, "sha256": "not-a-hash"}})
+    unknown = good.model_copy(update={"id": str(uuid.uuid4()), "type": "recording.future"})
+    newer = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
+    newer.data["field_from_the_future"] = 1  # tolerant reader: ignored
+    await _send(stack, *[(marker.encode(), json.dumps(e.model_dump(mode="json")).encode())
+                         for e in (bad_data, unknown, newer, good)])
+    await wait_for_recording(http, stack, str(good.data["recording_id"]))
+    await wait_for_recording(http, stack, str(newer.data["recording_id"]))
+    errors = [r["error"] for r in await db.fetch(
+        "SELECT error FROM catalog.dead_letters WHERE key = $1 ORDER BY kafka_offset", marker)]
+    assert len(errors) == 2
+    assert "invalid data" in errors[0] and "sha256" in errors[0]
+    assert "recording.future" in errors[1]
+    # An unknown type is not marked processed, so a later version can replay it.
+    assert await db.fetchval("SELECT count(*) FROM catalog.processed_events WHERE event_id = $1",
+                             unknown.id) == 0
