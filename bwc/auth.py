@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from fastapi import Depends, Request
 from jwt import PyJWK
 
 from bwc.problems import Problem
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -44,17 +47,23 @@ class Principal:
 
 
 class JwksVerifier:
-    """Validates tokens against a JWKS loaded from ``file://`` or ``http(s)://``."""
+    """Validates tokens against a JWKS loaded from ``file://`` or ``http(s)://``.
 
-    #: Unknown key ids trigger a refetch at most this often (key rotation without a DoS lever).
-    REFRESH_MIN_INTERVAL = 30.0
+    The key set is re-read every ``max_age`` seconds, so a key the IdP withdraws stops being
+    trusted; an unknown key id triggers an early re-read, at most every ``min_interval``.
+    """
 
-    def __init__(self, jwks_url: str, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self, jwks_url: str, *, issuer: str, audience: str, max_age: float = 600.0,
+        min_interval: float = 30.0,
+    ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.audience = audience
+        self.max_age = max_age
+        self.min_interval = min_interval
         self._keys: dict[str, PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> dict[str, Any]:
@@ -69,16 +78,39 @@ class JwksVerifier:
             fetched: dict[str, Any] = response.json()
             return fetched
 
-    async def _key(self, kid: str) -> PyJWK | None:
-        if kid in self._keys:
-            return self._keys[kid]
+    @staticmethod
+    def _signing_keys(jwks: dict[str, Any]) -> dict[str, PyJWK]:
+        """Signature keys only: Keycloak also publishes encryption keys (``use: enc``)."""
+        keys: dict[str, PyJWK] = {}
+        for entry in jwks.get("keys", []):
+            if "kid" not in entry or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                keys[entry["kid"]] = PyJWK(entry)
+            except (jwt.PyJWKError, jwt.InvalidKeyError):
+                log.warning("ignoring an unusable JWKS key", extra={"kid": entry["kid"]})
+        return keys
+
+    async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at > (
-                self.REFRESH_MIN_INTERVAL if self._keys else 0
-            ):
-                jwks = await self._fetch()
-                self._keys = {k["kid"]: PyJWK(k) for k in jwks.get("keys", []) if "kid" in k}
-                self._fetched_at = time.monotonic()
+            age = None if self._fetched_at is None else time.monotonic() - self._fetched_at
+            due = age is None or age > self.max_age or (force and age > self.min_interval)
+            if not due:
+                return
+            try:
+                self._keys = self._signing_keys(await self._fetch())
+            except (OSError, ValueError, httpx.HTTPError) as exc:
+                if not self._keys:
+                    raise Problem(503, "Identity provider unreachable",
+                                  f"cannot load the token keys: {exc}") from exc
+                log.warning("JWKS refresh failed; keeping the current keys",
+                            extra={"error": repr(exc)})
+            self._fetched_at = time.monotonic()
+
+    async def _key(self, kid: str) -> PyJWK | None:
+        await self._refresh(force=False)
+        if kid not in self._keys:
+            await self._refresh(force=True)
         return self._keys.get(kid)
 
     async def verify(self, token: str) -> Principal:

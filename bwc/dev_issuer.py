@@ -52,7 +52,8 @@ def mint(
 ) -> str:
     ensure_keys(directory)
     key = serialization.load_pem_private_key((directory / KEY_FILE).read_bytes(), password=None)
-    kid = json.loads((directory / JWKS_FILE).read_text())["keys"][0]["kid"]
+    keys = json.loads((directory / JWKS_FILE).read_text())["keys"]
+    kid = next(k["kid"] for k in keys if k.get("use", "sig") == "sig")
     now = int(time.time())
     roles = [role] if isinstance(role, str) else role
     claims = {
