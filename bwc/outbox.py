@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +23,8 @@ from bwc.db import Connection
 from bwc.events import CloudEvent, Topic
 
 log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_S = 600.0
 
 #: Migration folder every event-producing service adds to its own schema.
 OUTBOX_MIGRATIONS = Path(__file__).parent / "sql" / "outbox"
@@ -50,6 +54,7 @@ class OutboxRelay:
         producer_factory: Callable[[], AIOKafkaProducer],
         batch_size: int = 100,
         idle_interval: float = 0.5,
+        keep_published: timedelta = timedelta(days=1),
     ) -> None:
         self.pool = pool
         self.schema = schema
@@ -60,6 +65,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.connected = False
         self.published_total = 0
+        self.keep_published = keep_published
+        self._purged_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,6 +123,16 @@ class OutboxRelay:
         self.published_total += len(rows)
         return len(rows)
 
+    async def purge_published(self) -> int:
+        """Drop rows published longer ago than ``keep_published``: events carry recording
+        metadata, which must not outlive the recording (R5)."""
+        status: str = await self.pool.execute(
+            f'DELETE FROM "{self.schema}".outbox WHERE published_at < now() - $1::interval',
+            self.keep_published,
+        )
+        self._purged_at = time.monotonic()
+        return int(status.split()[-1])
+
     async def run(self) -> None:
         backoff = 0.5
         listener = await self.pool.acquire()
@@ -125,6 +142,8 @@ class OutboxRelay:
                 try:
                     published = await self.publish_batch()
                     backoff = 0.5
+                    if time.monotonic() - self._purged_at > PURGE_INTERVAL_S:
+                        await self.purge_published()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bwc.settings import CommonSettings, Duration
 
 MIB = 1024 * 1024
 #: S3 refuses parts below 5 MiB except the last one.
 S3_MIN_PART_SIZE = 5 * MIB
+#: S3 allows at most this many parts in one multipart upload.
+S3_MAX_PARTS = 10_000
 
 
 class IngestSettings(CommonSettings):
     #: Bytes per S3 part; also the most one upload holds in memory.
     ingest_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=512 * MIB)
-    #: Largest recording accepted (announced as Tus-Max-Size).
-    ingest_max_upload_size: int = Field(default=64 * 1024 * MIB, gt=0)
+    #: Largest recording accepted (announced as Tus-Max-Size); at most 10,000 parts.
+    ingest_max_upload_size: int = Field(default=S3_MAX_PARTS * S3_MIN_PART_SIZE, gt=0)
     #: An unfinished upload untouched this long is aborted (tus expiration extension).
     ingest_upload_expiry: Duration = timedelta(hours=24)
     #: How often unfinished and stuck uploads are checked.
     ingest_janitor_interval: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_in_s3_parts(self) -> IngestSettings:
+        # Otherwise an upload near the limit would fail at part 10,001 after hours of work.
+        if self.ingest_max_upload_size > S3_MAX_PARTS * self.ingest_part_size:
+            raise ValueError(
+                f"BWC_INGEST_MAX_UPLOAD_SIZE={self.ingest_max_upload_size} needs more than "
+                f"{S3_MAX_PARTS} parts of BWC_INGEST_PART_SIZE={self.ingest_part_size}; "
+                "raise the part size or lower the maximum")
+        return self

@@ -170,10 +170,14 @@ async def mark_completed(
 async def mark_closed(
     conn: Connection, upload_id: uuid.UUID, *, state: str, reason: str
 ) -> None:
-    """End an upload that will never complete (rejected, terminated or expired)."""
+    """End an upload that will never complete (rejected, terminated or expired).
+
+    Its recording metadata (location, trigger reason, officer, file name) goes too: nothing of
+    a recording that is not kept may stay (R5); ids, device, times and the reason remain.
+    """
     await conn.execute(
         "UPDATE ingest.uploads SET state = $2, reason = $3, tail = '\\x', parts = '[]',"
-        " updated_at = now() WHERE id = $1",
+        " metadata = '{}', metadata_header = '', updated_at = now() WHERE id = $1",
         upload_id, state, reason,
     )
 

@@ -170,9 +170,10 @@ async def test_declared_sha256_mismatch_rejects_and_removes_bytes(
     assert "SHA-256" in response.json()["detail"]
     recording_id = url.rsplit("/", 1)[-1]
     assert await object_store(stack).stat(f"recordings/{recording_id}") is None
-    state = await db.fetchval("SELECT state FROM ingest.uploads WHERE id = $1::uuid",
-                              recording_id)
-    assert state == "rejected"
+    row = await db.fetchrow("SELECT state, metadata, metadata_header FROM ingest.uploads"
+                            " WHERE id = $1::uuid", recording_id)
+    assert row["state"] == "rejected"
+    assert (row["metadata"], row["metadata_header"]) == ("{}", "")  # nothing of it kept (R5)
     head = await http.head(url, headers={**auth(device.token), **TUS})
     assert head.status_code == 410
 

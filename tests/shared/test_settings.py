@@ -49,3 +49,14 @@ def test_a_service_refuses_to_start_with_a_longer_period() -> None:
     )
     assert result.returncode != 0
     assert "exceeds the legal maximum of 14 days" in result.stderr
+
+
+def test_max_upload_size_must_fit_in_s3_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.ingest.config import IngestSettings
+
+    assert IngestSettings().ingest_max_upload_size == 10_000 * 5 * 1024 * 1024
+    monkeypatch.setenv("BWC_INGEST_MAX_UPLOAD_SIZE", str(64 * 1024**3))
+    with pytest.raises(ValidationError, match="10000 parts"):
+        IngestSettings()
+    monkeypatch.setenv("BWC_INGEST_PART_SIZE", str(8 * 1024**2))
+    assert IngestSettings().ingest_max_upload_size == 64 * 1024**3
