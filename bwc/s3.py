@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +156,21 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await self._run(self.client.put_object, self.bucket, key, io.BytesIO(data), len(data))
+
+    async def read_bytes(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes of an object (small objects only)."""
+        response = await self._run(self.client.get_object, self.bucket, key, 0, length)
+        try:
+            data: bytes = await self._run(response.read)
+        finally:
+            response.close()
+            response.release_conn()
+        if len(data) != length:
+            raise RuntimeError(f"{key}: expected {length} bytes, got {len(data)}")
+        return data
+
     async def sha256(self, key: str, version_id: str | None = None) -> tuple[str, int]:
         """SHA-256 and size of the bytes as stored (R6), read back in bounded chunks."""
         digest = hashlib.sha256()
@@ -166,14 +182,21 @@ class ObjectStore:
 
     async def delete_all_versions(self, key: str) -> int:
         """Remove every version and delete marker of ``key`` (R5 hard delete)."""
+        return await self._delete_versions(key, exact=True)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every version of every object under ``prefix`` (R5 hard delete)."""
+        return await self._delete_versions(prefix, exact=False)
+
+    async def _delete_versions(self, prefix: str, *, exact: bool) -> int:
         def _delete() -> int:
             count = 0
             for obj in self.client.list_objects(
-                self.bucket, prefix=key, include_version=True, recursive=True
+                self.bucket, prefix=prefix, include_version=True, recursive=True
             ):
-                if obj.object_name != key:
+                if exact and obj.object_name != prefix:
                     continue
-                self.client.remove_object(self.bucket, key, version_id=obj.version_id)
+                self.client.remove_object(self.bucket, obj.object_name, version_id=obj.version_id)
                 count += 1
             return count
 

@@ -18,6 +18,7 @@ from bwc.events import CloudEvent, RecordingIngestedV1, Topic
 from bwc.outbox import enqueue
 from bwc.s3 import ObjectStore, UploadedPart
 from services.ingest import repository as repo
+from services.ingest import tails
 from services.ingest.repository import Upload
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ async def complete_upload(
 ) -> Outcome:
     """Finish ``upload``; ``conn`` is the connection holding the upload's lock."""
     parts = list(upload.parts)
-    if upload.tail or not parts:
+    if upload.tail_size or not parts:
+        tail = await tails.load(store, upload)
         number = len(parts) + 1
-        etag = await store.upload_part(upload.object_key, upload.s3_upload_id, number, upload.tail)
-        parts.append(UploadedPart(number, etag, len(upload.tail)))
+        etag = await store.upload_part(upload.object_key, upload.s3_upload_id, number, tail)
+        parts.append(UploadedPart(number, etag, len(tail)))
         await repo.save_parts(conn, upload.id, parts)
 
     try:
@@ -106,6 +108,7 @@ async def complete_upload(
         await repo.mark_completed(conn, upload.id, sha256=sha256, version_id=version_id)
         await enqueue(conn, schema="ingest", topic=Topic.RECORDINGS, key=str(upload.id),
                       event=event)
+    await tails.remove_all(store, upload.id)
     log.info("recording ingested", extra={"recording_id": str(upload.id), "size_bytes": size})
     return Outcome(completed=True)
 
@@ -133,6 +136,7 @@ async def reject(
     """Remove every stored byte of the upload and close it (nothing half-kept)."""
     await store.abort_multipart(upload.object_key, upload.s3_upload_id)
     await store.delete_all_versions(upload.object_key)
+    await tails.remove_all(store, upload.id)
     await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
     log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
                                         "reason": title})

@@ -26,7 +26,8 @@ class Upload:
     object_key: str
     s3_upload_id: str
     parts: list[UploadedPart]
-    tail: bytes
+    tail_key: str | None
+    tail_size: int
     state: str
     sha256: str | None
     object_version_id: str | None
@@ -46,7 +47,8 @@ class Upload:
             object_key=row["object_key"],
             s3_upload_id=row["s3_upload_id"],
             parts=[UploadedPart(**p) for p in row["parts"]],
-            tail=bytes(row["tail"]),
+            tail_key=row["tail_key"],
+            tail_size=row["tail_size"],
             state=row["state"],
             sha256=row["sha256"],
             object_version_id=row["object_version_id"],
@@ -132,17 +134,17 @@ async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
 
 async def advance_upload(
     conn: Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
-    tail: bytes, expires_at: datetime,
+    tail_key: str | None, tail_size: int, expires_at: datetime,
 ) -> bool:
     """Record bytes received by one PATCH; ``False`` if someone else moved the offset."""
     new_offset = upload.offset + received
     state = "completing" if new_offset == upload.length else "receiving"
     status = await conn.execute(
-        "UPDATE ingest.uploads SET upload_offset = $2, parts = $3, tail = $4, state = $5,"
-        " expires_at = $6, updated_at = now()"
-        " WHERE id = $1 AND upload_offset = $7 AND state = 'receiving'",
-        upload.id, new_offset, _parts_json(upload.parts + new_parts), tail, state, expires_at,
-        upload.offset,
+        "UPDATE ingest.uploads SET upload_offset = $2, parts = $3, tail_key = $4,"
+        " tail_size = $5, state = $6, expires_at = $7, updated_at = now()"
+        " WHERE id = $1 AND upload_offset = $8 AND state = 'receiving'",
+        upload.id, new_offset, _parts_json(upload.parts + new_parts), tail_key, tail_size,
+        state, expires_at, upload.offset,
     )
     return bool(status == "UPDATE 1")
 
@@ -152,7 +154,8 @@ async def save_parts(
 ) -> None:
     """Move the tail into the part list once it is stored as the last S3 part."""
     await conn.execute(
-        "UPDATE ingest.uploads SET parts = $2, tail = '\\x', updated_at = now() WHERE id = $1",
+        "UPDATE ingest.uploads SET parts = $2, tail_key = NULL, tail_size = 0, updated_at = now()"
+        " WHERE id = $1",
         upload_id, _parts_json(parts),
     )
 
@@ -162,7 +165,7 @@ async def mark_completed(
 ) -> None:
     await conn.execute(
         "UPDATE ingest.uploads SET state = 'completed', sha256 = $2, object_version_id = $3,"
-        " tail = '\\x', completed_at = now(), updated_at = now() WHERE id = $1",
+        " tail_key = NULL, tail_size = 0, completed_at = now(), updated_at = now() WHERE id = $1",
         upload_id, sha256, version_id,
     )
 
@@ -176,7 +179,8 @@ async def mark_closed(
     a recording that is not kept may stay (R5); ids, device, times and the reason remain.
     """
     await conn.execute(
-        "UPDATE ingest.uploads SET state = $2, reason = $3, tail = '\\x', parts = '[]',"
+        "UPDATE ingest.uploads SET state = $2, reason = $3, tail_key = NULL, tail_size = 0,"
+        " parts = '[]',"
         " metadata = '{}', metadata_header = '', updated_at = now() WHERE id = $1",
         upload_id, state, reason,
     )

@@ -18,6 +18,7 @@ from bwc.auth import Principal
 from bwc.db import Connection
 from bwc.problems import Problem
 from services.ingest import repository as repo
+from services.ingest import tails
 from services.ingest.chunks import CHECKSUM_ALGORITHMS, ChunkChecksum, stream_into_parts
 from services.ingest.completion import complete_upload, expiry_from, expiry_reason, reject
 from services.ingest.deps import DeviceDep, PoolDep, SettingsDep, StoreDep
@@ -237,7 +238,7 @@ async def _patch_locked(
     result = await stream_into_parts(
         request.stream(), store=store, object_key=upload.object_key,
         s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
-        tail=upload.tail, part_size=settings.ingest_part_size,
+        tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
         remaining=upload.length - upload.offset, checksum=checksum)
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
@@ -247,13 +248,18 @@ async def _patch_locked(
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
     expires_at = expiry_from(now, settings.ingest_upload_expiry,
                              datetime.fromisoformat(upload.metadata["delete_after"]))
+    new_offset = upload.offset + result.received
+    tail_key = upload.tail_key
+    if result.new_parts or len(result.tail) != upload.tail_size:
+        tail_key = await tails.save(store, upload.id, end=new_offset, data=result.tail)
     advanced = await repo.advance_upload(
         conn, upload, received=result.received, new_parts=result.new_parts,
-        tail=result.tail, expires_at=expires_at)
+        tail_key=tail_key, tail_size=len(result.tail), expires_at=expires_at)
     if not advanced:
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
-    new_offset = upload.offset + result.received
+    if tail_key != upload.tail_key:
+        await tails.discard(store, upload.tail_key)
     headers = tus_headers(**{"Upload-Offset": str(new_offset)})
     if new_offset < upload.length:
         headers["Upload-Expires"] = _http_date(expires_at)

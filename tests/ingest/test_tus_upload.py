@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -63,3 +66,36 @@ async def test_upload_without_declared_hash_records_stored_hash(
     recording = await wait_for_recording(http, stack, recording_id_of(uploader.url))
     assert recording["sha256"] == sha256
     assert recording["size_bytes"] == 3 * MIB + 17
+
+
+async def test_sub_part_bytes_wait_in_object_storage_not_postgres(
+    stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
+) -> None:
+    """R5: video bytes never enter Postgres (its WAL and backups would outlive a delete)."""
+    from tests.fixtures.clients import auth, create_upload, recording_metadata
+
+    data = os.urandom(3 * MIB)
+    response = await create_upload(http, stack, device.token,
+                                   recording_metadata(device.device_id), len(data))
+    url = response.headers["Location"]
+    recording_id = recording_id_of(url)
+    headers = {**auth(device.token), "Tus-Resumable": "1.0.0",
+               "Content-Type": "application/offset+octet-stream"}
+    for offset in (0, MIB):
+        response = await http.patch(url, content=data[offset:offset + MIB],
+                                    headers={**headers, "Upload-Offset": str(offset)})
+        assert response.status_code == 204
+    row = await db.fetchrow("SELECT * FROM ingest.uploads WHERE id = $1::uuid", recording_id)
+    assert row["tail_size"] == 2 * MIB
+    assert not any(isinstance(v, bytes) and len(v) >= MIB for v in row.values())
+    store = object_store(stack)
+    assert await store.read_bytes(row["tail_key"], 2 * MIB) == data[:2 * MIB]
+
+    response = await http.patch(url, content=data[2 * MIB:],
+                                headers={**headers, "Upload-Offset": str(2 * MIB)})
+    assert response.status_code == 204
+    leftovers = list(store.client.list_objects("recordings", prefix=f"incomplete/{recording_id}/",
+                                               include_version=True, recursive=True))
+    assert leftovers == []  # every version of every tail is gone
+    recording = await wait_for_recording(http, stack, recording_id)
+    assert recording["sha256"] == hashlib.sha256(data).hexdigest()
