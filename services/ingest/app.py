@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -34,6 +35,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 pool, schema=SCHEMA,
                 producer_factory=partial(make_producer, settings, client_id="bwc-ingest"))
             app.state.pool, app.state.store, app.state.relay = pool, store, relay
+            app.state.write_slots = asyncio.Semaphore(settings.ingest_max_concurrent_writes)
 
             async def topics_then_relay() -> None:
                 await ensure_topics(settings, [Topic.RECORDINGS.value])

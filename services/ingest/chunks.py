@@ -8,6 +8,7 @@ whatever the file size.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -67,13 +68,24 @@ async def stream_into_parts(
     part_size: int,
     remaining: int,
     checksum: ChunkChecksum | None,
+    idle_timeout: float,
 ) -> ChunkResult:
     buffer = bytearray(tail)
     parts: list[UploadedPart] = []
     received = 0
     disconnected = False
+    pieces = aiter(body)
     try:
-        async for piece in body:
+        while True:
+            try:
+                # A stalled sender must not hold a write slot and a connection forever.
+                async with asyncio.timeout(idle_timeout):
+                    piece = await anext(pieces)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                disconnected = True  # treated like a dropped connection: keep what arrived
+                break
             received += len(piece)
             if received > remaining:
                 raise Problem(413, "Upload too large",

@@ -22,6 +22,13 @@ class IngestSettings(CommonSettings):
     ingest_max_upload_size: int = Field(default=S3_MAX_PARTS * S3_MIN_PART_SIZE, gt=0)
     #: An unfinished upload untouched this long is aborted (tus expiration extension).
     ingest_upload_expiry: Duration = timedelta(hours=24)
+    #: PATCH requests writing at once per process; each holds one database connection, so
+    #: this stays below the pool size (the relay, janitor, HEAD and POST need the rest).
+    ingest_max_concurrent_writes: int = Field(default=6, ge=1)
+    #: How long a PATCH may queue for a write slot before it gets 503 + Retry-After.
+    ingest_write_wait: float = Field(default=10.0, ge=0)
+    #: A PATCH body that sends nothing for this long ends; what arrived is kept.
+    ingest_body_idle_timeout: float = Field(default=60.0, gt=0)
     #: How often unfinished and stuck uploads are checked.
     ingest_janitor_interval: float = Field(default=30.0, gt=0)
 
@@ -33,4 +40,8 @@ class IngestSettings(CommonSettings):
                 f"BWC_INGEST_MAX_UPLOAD_SIZE={self.ingest_max_upload_size} needs more than "
                 f"{S3_MAX_PARTS} parts of BWC_INGEST_PART_SIZE={self.ingest_part_size}; "
                 "raise the part size or lower the maximum")
+        if self.ingest_max_concurrent_writes > self.database_pool_size - 3:
+            raise ValueError(
+                f"BWC_INGEST_MAX_CONCURRENT_WRITES={self.ingest_max_concurrent_writes} must be "
+                f"at most BWC_DATABASE_POOL_SIZE - 3 ({self.database_pool_size - 3})")
         return self

@@ -7,6 +7,7 @@ is open, as tus clients probe it before authenticating. The storage work is in `
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -195,6 +196,25 @@ async def patch_upload(
     await _load_own_upload(pool, upload_id, device)
     await _ensure_device_allowed(pool, device.sub)
 
+    slots: asyncio.Semaphore = request.app.state.write_slots
+    try:
+        await asyncio.wait_for(slots.acquire(), settings.ingest_write_wait)
+    except TimeoutError:
+        raise Problem(503, "Ingest busy",
+                      f"all {settings.ingest_max_concurrent_writes} write slots of this instance "
+                      "are in use; retry after the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": "5"})) from None
+    try:
+        return await _patch_with_slot(upload_id, offset, checksum, request, pool, store,
+                                      settings)
+    finally:
+        slots.release()
+
+
+async def _patch_with_slot(
+    upload_id: uuid.UUID, offset: int, checksum: ChunkChecksum | None, request: Request,
+    pool: PoolDep, store: StoreDep, settings: SettingsDep,
+) -> Response:
     # One connection carries the upload's lock and all its database work for the whole
     # request: a request never waits for a second connection while holding one (no pool
     # deadlock under load), and if this process dies Postgres drops the lock with it.
@@ -239,7 +259,8 @@ async def _patch_locked(
         request.stream(), store=store, object_key=upload.object_key,
         s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
         tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-        remaining=upload.length - upload.offset, checksum=checksum)
+        remaining=upload.length - upload.offset, checksum=checksum,
+        idle_timeout=settings.ingest_body_idle_timeout)
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",

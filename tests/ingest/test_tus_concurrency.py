@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +33,10 @@ TUS = {"Tus-Resumable": "1.0.0"}
 async def test_more_parallel_uploads_than_database_connections(
     stack: Stack, http: httpx.AsyncClient, device: Device, tmp_path: Path
 ) -> None:
-    """Each PATCH holds one connection only, so a burst larger than the pool (10) completes."""
+    """A burst larger than the pool (10) and the write slots (4 here) completes: PATCHes queue
+    for a slot, and one that waits too long gets 503 + Retry-After, which clients retry."""
     files = [make_file(tmp_path, 6 * MIB + i, name=f"clip-{i}.mp4") for i in range(14)]
-    uploaders = [tus_uploader(stack, device, path, chunk_size=6 * MIB + 100)
+    uploaders = [tus_uploader(stack, device, path, chunk_size=6 * MIB + 100, retries=10)
                  for path, _ in files]
     loop = asyncio.get_running_loop()
     # One thread per device: the default executor has too few threads for a real burst.
@@ -107,3 +110,68 @@ async def test_patch_after_expiry_is_410_and_closes_the_upload(
     assert response.status_code == 410
     assert await db.fetchval("SELECT state FROM ingest.uploads WHERE id = $1::uuid",
                              recording_id_of(url)) == "terminated"
+
+
+def _stalled_patch(
+    stack: Stack, url: str, token: str, *, send: int, hold: float, trickle: bool = True
+) -> None:
+    """A sender that announces 8 MiB, sends ``send`` bytes, then keeps the connection open for
+    ``hold`` seconds, trickling a byte every 0.5 s or (``trickle=False``) sending nothing."""
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+    port = int(stack.url("ingest").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                      f"Content-Length: {8 * MIB}\r\n\r\n").encode())
+        sock.sendall(os.urandom(send))
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if not trickle:
+                continue
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                return
+
+
+async def test_stalled_sender_is_cut_off_and_its_bytes_kept(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    response = await create_upload(http, stack, device.token,
+                                   recording_metadata(device.device_id), 8 * MIB)
+    url = response.headers["Location"]
+    # Sends 1 MiB, then nothing while keeping the connection open for 8 s: after the idle
+    # timeout (2 s here) the server ends the request and keeps the 1 MiB.
+    sender = asyncio.create_task(asyncio.to_thread(
+        _stalled_patch, stack, url, device.token, send=MIB, hold=8, trickle=False))
+    for _ in range(60):
+        head = await http.head(url, headers={**auth(device.token), **TUS})
+        if head.headers["Upload-Offset"] != "0":
+            break
+        await asyncio.sleep(0.1)
+    assert not sender.done()  # the connection is still open: it was the timeout
+    assert head.headers["Upload-Offset"] == str(MIB)
+    await sender
+
+
+async def test_full_write_slots_answer_503_with_retry_after(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    urls = []
+    for _ in range(5):
+        response = await create_upload(http, stack, device.token,
+                                       recording_metadata(device.device_id), 8 * MIB)
+        urls.append(response.headers["Location"])
+    # Four senders trickle a byte every 0.5 s for 5 s: busy, never idle, holding all 4 slots.
+    holders = [asyncio.create_task(asyncio.to_thread(
+        _stalled_patch, stack, u, device.token, send=1000, hold=5)) for u in urls[:4]]
+    await asyncio.sleep(0.5)
+    response = await http.patch(urls[4], content=b"x", headers={
+        **auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": "0"})
+    await asyncio.gather(*holders)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "write slots" in response.json()["detail"]
