@@ -156,8 +156,17 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        await self._run(self.client.put_object, self.bucket, key, io.BytesIO(data), len(data))
+    async def put_bytes(self, key: str, data: bytes) -> str | None:
+        """Store a small object; returns its version id."""
+        result = await self._run(
+            self.client.put_object, self.bucket, key, io.BytesIO(data), len(data)
+        )
+        version_id: str | None = result.version_id
+        return version_id
+
+    async def delete_version(self, key: str, version_id: str) -> None:
+        """Remove one version outright (no delete marker, no listing)."""
+        await self._run(self.client.remove_object, self.bucket, key, version_id=version_id)
 
     async def read_bytes(self, key: str, length: int) -> bytes:
         """The first ``length`` bytes of an object (small objects only)."""

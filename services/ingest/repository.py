@@ -12,6 +12,7 @@ import asyncpg
 from bwc.db import Connection
 from bwc.s3 import UploadedPart
 
+NO_TAIL = "tail_key = NULL, tail_version = NULL, tail_size = 0"
 DEVICE_COLUMNS = "device_id, model, officer_id, enabled, registered_by, registered_at, updated_at"
 
 
@@ -27,6 +28,7 @@ class Upload:
     s3_upload_id: str
     parts: list[UploadedPart]
     tail_key: str | None
+    tail_version: str | None
     tail_size: int
     state: str
     sha256: str | None
@@ -48,6 +50,7 @@ class Upload:
             s3_upload_id=row["s3_upload_id"],
             parts=[UploadedPart(**p) for p in row["parts"]],
             tail_key=row["tail_key"],
+            tail_version=row["tail_version"],
             tail_size=row["tail_size"],
             state=row["state"],
             sha256=row["sha256"],
@@ -134,17 +137,17 @@ async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
 
 async def advance_upload(
     conn: Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
-    tail_key: str | None, tail_size: int, expires_at: datetime,
+    tail_key: str | None, tail_version: str | None, tail_size: int, expires_at: datetime,
 ) -> bool:
     """Record bytes received by one PATCH; ``False`` if someone else moved the offset."""
     new_offset = upload.offset + received
     state = "completing" if new_offset == upload.length else "receiving"
     status = await conn.execute(
         "UPDATE ingest.uploads SET upload_offset = $2, parts = $3, tail_key = $4,"
-        " tail_size = $5, state = $6, expires_at = $7, updated_at = now()"
-        " WHERE id = $1 AND upload_offset = $8 AND state = 'receiving'",
-        upload.id, new_offset, _parts_json(upload.parts + new_parts), tail_key, tail_size,
-        state, expires_at, upload.offset,
+        " tail_version = $5, tail_size = $6, state = $7, expires_at = $8, updated_at = now()"
+        " WHERE id = $1 AND upload_offset = $9 AND state = 'receiving'",
+        upload.id, new_offset, _parts_json(upload.parts + new_parts), tail_key, tail_version,
+        tail_size, state, expires_at, upload.offset,
     )
     return bool(status == "UPDATE 1")
 
@@ -154,8 +157,7 @@ async def save_parts(
 ) -> None:
     """Move the tail into the part list once it is stored as the last S3 part."""
     await conn.execute(
-        "UPDATE ingest.uploads SET parts = $2, tail_key = NULL, tail_size = 0, updated_at = now()"
-        " WHERE id = $1",
+        f"UPDATE ingest.uploads SET parts = $2, {NO_TAIL}, updated_at = now() WHERE id = $1",
         upload_id, _parts_json(parts),
     )
 
@@ -165,7 +167,7 @@ async def mark_completed(
 ) -> None:
     await conn.execute(
         "UPDATE ingest.uploads SET state = 'completed', sha256 = $2, object_version_id = $3,"
-        " tail_key = NULL, tail_size = 0, completed_at = now(), updated_at = now() WHERE id = $1",
+        f" {NO_TAIL}, completed_at = now(), updated_at = now() WHERE id = $1",
         upload_id, sha256, version_id,
     )
 
@@ -179,8 +181,7 @@ async def mark_closed(
     a recording that is not kept may stay (R5); ids, device, times and the reason remain.
     """
     await conn.execute(
-        "UPDATE ingest.uploads SET state = $2, reason = $3, tail_key = NULL, tail_size = 0,"
-        " parts = '[]',"
+        f"UPDATE ingest.uploads SET state = $2, reason = $3, {NO_TAIL}, parts = '[]',"
         " metadata = '{}', metadata_header = '', updated_at = now() WHERE id = $1",
         upload_id, state, reason,
     )

@@ -2,8 +2,9 @@
 
 Layout: ``incomplete/<upload id>/tail-<start>-<end>``, one object per state, named by the byte
 range it holds, so an object is never overwritten: a PATCH writes the new tail under a new
-key, commits it in Postgres, then removes the previous one. A crash in between leaves at most
-an unreferenced object under the upload's prefix, which completion and rejection remove
+key, commits it in Postgres, then removes the previous one. The superseded version is removed by its
+version id, so a PATCH never lists the bucket. A crash in between leaves at most an
+unreferenced object under the upload's prefix, which completion and rejection remove
 wholesale (every version, R5). Video bytes thus never enter Postgres, its WAL or backups.
 """
 
@@ -30,21 +31,25 @@ async def load(store: ObjectStore, upload: Upload) -> bytes:
     return await store.read_bytes(upload.tail_key, upload.tail_size)
 
 
-async def save(store: ObjectStore, upload_id: uuid.UUID, *, end: int, data: bytes) -> str | None:
-    """Store ``data`` as the tail ending at byte ``end``; ``None`` when there is none."""
+async def save(
+    store: ObjectStore, upload_id: uuid.UUID, *, end: int, data: bytes
+) -> tuple[str | None, str | None]:
+    """Store ``data`` as the tail ending at byte ``end``; returns ``(key, version id)``."""
     if not data:
-        return None
+        return None, None
     key = f"{prefix(upload_id)}tail-{end - len(data)}-{end}"
-    await store.put_bytes(key, data)
-    return key
+    return key, await store.put_bytes(key, data)
 
 
-async def discard(store: ObjectStore, key: str | None) -> None:
+async def discard(store: ObjectStore, key: str | None, version_id: str | None) -> None:
     """Best effort: a leftover is removed with the prefix when the upload ends."""
     if key is None:
         return
     try:
-        await store.delete_all_versions(key)
+        if version_id is None:
+            await store.delete_all_versions(key)
+        else:
+            await store.delete_version(key, version_id)
     except S3Error as exc:
         log.warning("could not remove a superseded tail", extra={"key": key, "error": str(exc)})
 

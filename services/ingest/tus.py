@@ -270,17 +270,19 @@ async def _patch_locked(
     expires_at = expiry_from(now, settings.ingest_upload_expiry,
                              datetime.fromisoformat(upload.metadata["delete_after"]))
     new_offset = upload.offset + result.received
-    tail_key = upload.tail_key
+    tail_key, tail_version = upload.tail_key, upload.tail_version
     if result.new_parts or len(result.tail) != upload.tail_size:
-        tail_key = await tails.save(store, upload.id, end=new_offset, data=result.tail)
+        tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
+                                                  data=result.tail)
     advanced = await repo.advance_upload(
         conn, upload, received=result.received, new_parts=result.new_parts,
-        tail_key=tail_key, tail_size=len(result.tail), expires_at=expires_at)
+        tail_key=tail_key, tail_version=tail_version, tail_size=len(result.tail),
+        expires_at=expires_at)
     if not advanced:
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
     if tail_key != upload.tail_key:
-        await tails.discard(store, upload.tail_key)
+        await tails.discard(store, upload.tail_key, upload.tail_version)
     headers = tus_headers(**{"Upload-Offset": str(new_offset)})
     if new_offset < upload.length:
         headers["Upload-Expires"] = _http_date(expires_at)

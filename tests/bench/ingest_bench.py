@@ -27,8 +27,9 @@ from bwc.devstack.stack import Stack, StackConfig
 from bwc.s3 import make_client
 
 MIB = 1024 * 1024
-SIZES_MIB = [int(s) for s in os.environ.get("BWC_BENCH_SIZES_MIB", "20,100,200").split(",")]
-CHUNK = 8 * MIB
+#: (file size, tus chunk size) in MiB; the last row shows the cost of chunks below a part.
+CASES = [tuple(int(n) for n in case.split("x")) for case in
+         os.environ.get("BWC_BENCH_CASES", "20x8,100x8,200x8,20x1").split(",")]
 
 
 def rss_mib(pid: int) -> float:
@@ -98,13 +99,12 @@ def run(stack: Stack, var: Path) -> None:
     s3.make_bucket("bench-baseline")
     ingest_pid = stack.services["ingest"].process.pid
 
-    print(f"S3 endpoint: {stack.summary['s3']}; tus chunk {CHUNK // MIB} MiB; "
-          f"S3 part {5} MiB")
-    header = (f"{'size':>8} | {'S3 direct':>10} | {'ingest':>10} | {'ratio':>5} | "
+    print(f"S3 endpoint: {stack.summary['s3']}; S3 part 5 MiB")
+    header = (f"{'size':>8} | {'chunk':>6} | {'S3 direct':>10} | {'ingest':>10} | {'ratio':>5} | "
               f"{'to catalogue':>12} | {'ingest RSS idle':>15} | {'peak above idle':>15}")
     print(header)
     print("-" * len(header))
-    for size_mib in SIZES_MIB:
+    for size_mib, chunk_mib in CASES:
         path, sha = write_file(var, size_mib * MIB)
 
         started = time.perf_counter()
@@ -114,7 +114,7 @@ def run(stack: Stack, var: Path) -> None:
 
         client = tus_client.TusClient(f"{stack.url('ingest')}/files/",
                                       headers={"Authorization": f"Bearer {token}"})
-        uploader = client.uploader(str(path), chunk_size=CHUNK, metadata={
+        uploader = client.uploader(str(path), chunk_size=chunk_mib * MIB, metadata={
             "device_id": device_id, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime()),
             "trigger_reason": "bench", "announced": "true", "sha256": sha})
@@ -128,7 +128,7 @@ def run(stack: Stack, var: Path) -> None:
             time.sleep(0.05)
         to_catalogue = time.perf_counter() - started
         path.unlink()
-        print(f"{size_mib:>5} MiB | {size_mib / direct:>6.1f} MiB/s | "
+        print(f"{size_mib:>4} MiB | {chunk_mib:>2} MiB | {size_mib / direct:>6.1f} MiB/s | "
               f"{size_mib / through_ingest:>6.1f} MiB/s | {direct / through_ingest:>5.2f} | "
               f"{to_catalogue:>10.2f} s | {rss.baseline:>11.0f} MiB | "
               f"{rss.peak - rss.baseline:>11.0f} MiB")
