@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux, ask for SIGTERM when the parent dies, so a
+    supervisor killed without clean-up (SIGKILL, a CI time-out) leaves no stack behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -73,6 +86,7 @@ class ProcessGroup:
             env={**os.environ, **(env or {})}, cwd=cwd,
             # Own process group: Ctrl-C reaches the supervisor, which stops children in order.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
         child = Child(name, process, log_path)

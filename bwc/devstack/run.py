@@ -23,6 +23,8 @@ def main() -> int:
     )
     stack = Stack(config)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Also when started with SIGINT ignored (a background job): Ctrl-C must stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print("starting the embedded stack ...", flush=True)
         stack.start_infra()
