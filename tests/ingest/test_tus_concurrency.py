@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from tests.fixtures.clients import (
     auth,
     create_upload,
     make_file,
+    raw_patch,
     recording_id_of,
     recording_metadata,
     tus_uploader,
@@ -112,30 +111,6 @@ async def test_patch_after_expiry_is_410_and_closes_the_upload(
                              recording_id_of(url)) == "terminated"
 
 
-def _stalled_patch(
-    stack: Stack, url: str, token: str, *, send: int, hold: float, trickle: bool = True
-) -> None:
-    """A sender that announces 8 MiB, sends ``send`` bytes, then keeps the connection open for
-    ``hold`` seconds, trickling a byte every 0.5 s or (``trickle=False``) sending nothing."""
-    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
-    port = int(stack.url("ingest").rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall((f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
-                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                      f"Content-Length: {8 * MIB}\r\n\r\n").encode())
-        sock.sendall(os.urandom(send))
-        deadline = time.monotonic() + hold
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            if not trickle:
-                continue
-            try:
-                sock.sendall(b"x")
-            except OSError:
-                return
-
-
 async def test_stalled_sender_is_cut_off_and_its_bytes_kept(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
@@ -145,7 +120,7 @@ async def test_stalled_sender_is_cut_off_and_its_bytes_kept(
     # Sends 1 MiB, then nothing while keeping the connection open for 8 s: after the idle
     # timeout (2 s here) the server ends the request and keeps the 1 MiB.
     sender = asyncio.create_task(asyncio.to_thread(
-        _stalled_patch, stack, url, device.token, send=MIB, hold=8, trickle=False))
+        raw_patch, stack, url, device.token, send=MIB, hold=8, trickle=False))
     for _ in range(60):
         head = await http.head(url, headers={**auth(device.token), **TUS})
         if head.headers["Upload-Offset"] != "0":
@@ -166,7 +141,7 @@ async def test_full_write_slots_answer_503_with_retry_after(
         urls.append(response.headers["Location"])
     # Four senders trickle a byte every 0.5 s for 5 s: busy, never idle, holding all 4 slots.
     holders = [asyncio.create_task(asyncio.to_thread(
-        _stalled_patch, stack, u, device.token, send=1000, hold=5)) for u in urls[:4]]
+        raw_patch, stack, u, device.token, send=1000, hold=5)) for u in urls[:4]]
     await asyncio.sleep(0.5)
     response = await http.patch(urls[4], content=b"x", headers={
         **auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",

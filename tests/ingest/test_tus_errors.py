@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -19,9 +18,10 @@ from tests.fixtures.clients import (
     Device,
     auth,
     create_upload,
+    object_store,
+    raw_patch,
     recording_metadata,
 )
-from tests.ingest.test_tus_upload import object_store
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
@@ -252,15 +252,8 @@ async def test_client_disconnect_mid_request_keeps_received_bytes(
 ) -> None:
     """A dock that loses the connection mid-chunk resumes from what arrived (no checksum)."""
     url = await _new_upload(http, stack, device, 8 * MIB)
-    path = url.split("://", 1)[1].split("/", 1)[1]
-    port = int(stack.url("ingest").rsplit(":", 1)[1])
     sent = 6 * MIB + 1000
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall((f"PATCH /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      f"Authorization: Bearer {device.token}\r\nTus-Resumable: 1.0.0\r\n"
-                      "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                      f"Content-Length: {8 * MIB}\r\n\r\n").encode())
-        sock.sendall(os.urandom(sent))
+    raw_patch(stack, url, device.token, send=sent)
     for _ in range(50):
         offset = await _offset(http, url, device)
         if offset:

@@ -14,11 +14,11 @@ from tests.fixtures.clients import (
     Device,
     auth,
     make_file,
+    object_store,
     recording_id_of,
     tus_uploader,
     wait_for_recording,
 )
-from tests.ingest.test_tus_upload import object_store
 
 
 async def _offset(http: httpx.AsyncClient, url: str, device: Device) -> int:

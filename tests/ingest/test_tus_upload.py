@@ -13,21 +13,15 @@ import httpx
 import pytest
 
 from bwc.devstack.stack import Stack
-from bwc.s3 import ObjectStore, make_client
 from tests.fixtures.clients import (
     MIB,
     Device,
     make_file,
+    object_store,
     recording_id_of,
     tus_uploader,
     wait_for_recording,
 )
-
-
-def object_store(stack: Stack) -> ObjectStore:
-    client = make_client(stack.env["BWC_S3_ENDPOINT"], access_key=stack.env["BWC_S3_ACCESS_KEY"],
-                         secret_key=stack.env["BWC_S3_SECRET_KEY"], region="eu-central-1")
-    return ObjectStore(client, "recordings")
 
 
 @pytest.mark.parametrize("chunk_size", [5 * MIB, 1 * MIB], ids=["5MiB-chunks", "1MiB-chunks"])
