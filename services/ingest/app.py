@@ -17,6 +17,7 @@ from bwc.outbox import OUTBOX_MIGRATIONS, OutboxRelay
 from bwc.service import background, build_app, open_database, open_object_store
 from services.ingest import api, janitor, tus
 from services.ingest.config import IngestSettings
+from services.ingest.protocol import install_tus_headers
 
 SCHEMA = "ingest"
 MIGRATIONS = [OUTBOX_MIGRATIONS, Path(__file__).parent / "migrations"]
@@ -54,5 +55,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         settings=settings, lifespan=lifespan, routers=[tus.router, api.router],
         uses_object_store=True,
     )
-    tus.install_tus_headers(app)
+    install_tus_headers(app, tus.router.prefix)
     return app
