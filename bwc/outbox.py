@@ -63,13 +63,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self._wake = asyncio.Event()
-        self.connected = False
-        self.published_total = 0
         self.keep_published = keep_published
         self._purged_at = 0.0
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -80,14 +75,12 @@ class OutboxRelay:
                 await producer.stop()
                 raise
             self._producer = producer
-            self.connected = True
         return self._producer
 
     async def close(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-        self.connected = False
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` pending events; returns how many were published."""
@@ -120,7 +113,6 @@ class OutboxRelay:
                 " WHERE seq = ANY($1::bigint[])",
                 [r["seq"] for r in rows],
             )
-        self.published_total += len(rows)
         return len(rows)
 
     async def purge_published(self) -> int:
@@ -160,9 +152,3 @@ class OutboxRelay:
         finally:
             await self.pool.release(listener)
             await self.close()
-
-    async def pending(self) -> int:
-        count: int = await self.pool.fetchval(
-            f'SELECT count(*) FROM "{self.schema}".outbox WHERE published_at IS NULL'
-        )
-        return count

@@ -20,7 +20,6 @@ from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.datatypes import Part
 from minio.error import S3Error
-from minio.objectlockconfig import ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 READ_CHUNK = 1024 * 1024
@@ -75,6 +74,11 @@ class ObjectStore:
             except S3Error as exc:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
+        if not await self.object_lock_enabled():
+            # Created by someone else without it; it cannot be switched on later.
+            raise RuntimeError(
+                f"bucket {self.bucket!r} has no object lock; legal holds on evidence (R6) need "
+                "it: create the bucket with object lock enabled")
         versioning = await self._run(self.client.get_bucket_versioning, self.bucket)
         if versioning.status != ENABLED:
             await self._run(
@@ -83,12 +87,12 @@ class ObjectStore:
 
     async def object_lock_enabled(self) -> bool:
         try:
-            config: ObjectLockConfig = await self._run(
-                self.client.get_object_lock_config, self.bucket
-            )
-        except S3Error:
-            return False
-        return config is not None
+            await self._run(self.client.get_object_lock_config, self.bucket)
+        except S3Error as exc:
+            if exc.code == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise
+        return True
 
     async def ping(self) -> None:
         if not await self._run(self.client.bucket_exists, self.bucket):

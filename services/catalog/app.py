@@ -26,10 +26,9 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool = pool
-            app.state.consumer = {"connected": False, "consumed": 0}
             async with background(
                 ("recordings-consumer",
-                 partial(consumers.run, pool, settings, app.state.consumer)),
+                 partial(consumers.run, pool, settings)),
             ):
                 yield
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from bwc.db import Connection
@@ -80,7 +81,11 @@ async def apply_message(
             "error": str(exc)[:500]})
 
 
-async def run(pool: asyncpg.Pool, settings: CatalogSettings, state: dict[str, object]) -> None:
+CONSUMED = Counter("bwc_events_consumed_total", "Kafka messages applied or parked", ["topic"])
+CONNECTED = Gauge("bwc_consumer_connected", "1 while the consumer is connected to the broker")
+
+
+async def run(pool: asyncpg.Pool, settings: CatalogSettings) -> None:
     """Consume forever; reconnect with back-off when the broker goes away."""
     table = handlers(settings)
     backoff = 0.5
@@ -91,7 +96,7 @@ async def run(pool: asyncpg.Pool, settings: CatalogSettings, state: dict[str, ob
         try:
             await ensure_topics(settings, [Topic.RECORDINGS.value])
             await consumer.start()
-            state["connected"] = True
+            CONNECTED.set(1)
             backoff = 0.5
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=100)
@@ -100,11 +105,11 @@ async def run(pool: asyncpg.Pool, settings: CatalogSettings, state: dict[str, ob
                         await apply_message(pool, message, table)
                     await consumer.commit({TopicPartition(tp.topic, tp.partition):
                                            messages[-1].offset + 1})
-                    state["consumed"] = int(str(state.get("consumed", 0))) + len(messages)
+                    CONSUMED.labels(tp.topic).inc(len(messages))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            state["connected"] = False
+            CONNECTED.set(0)
             log.warning("consumer failed; reconnecting",
                         extra={"error": repr(exc), "retry_in_s": backoff})
             await asyncio.sleep(backoff)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -18,6 +20,13 @@ async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient, servi
     assert set(ready.json()["checks"].values()) == {"ok"}
     metrics = await http.get(f"{base}/metrics")
     assert "bwc_http_requests_total" in metrics.text
+    if service == "catalog":  # the consumer connects in the background after start-up
+        for _ in range(150):
+            if "bwc_consumer_connected 1.0" in metrics.text:
+                break
+            await asyncio.sleep(0.1)
+            metrics = await http.get(f"{base}/metrics")
+        assert "bwc_consumer_connected 1.0" in metrics.text
     assert (await http.get(f"{base}/openapi.json")).status_code == 200
     response = await http.get(f"{base}/healthz", headers={"X-Request-ID": "trace-me"})
     assert response.headers["X-Request-ID"] == "trace-me"
