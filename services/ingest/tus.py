@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from fastapi import APIRouter, Request, Response
 
 from bwc.auth import Principal
@@ -43,7 +44,8 @@ async def _load_own_upload(pool: PoolDep, upload_id: uuid.UUID, device: Principa
     return upload
 
 
-async def _ensure_device_allowed(pool: PoolDep, device_id: str) -> None:
+async def _ensure_device_allowed(pool: PoolDep, device_id: str) -> asyncpg.Record:
+    """The device's registry row, if it is registered and enabled; 403 otherwise."""
     async with pool.acquire() as conn:
         device = await repo.get_device(conn, device_id)
     if device is None:
@@ -53,6 +55,7 @@ async def _ensure_device_allowed(pool: PoolDep, device_id: str) -> None:
     if not device["enabled"]:
         raise Problem(403, "Device disabled", f"device {device_id!r} is disabled",
                       headers=tus_headers())
+    return device
 
 
 @router.options("/", status_code=204, summary="tus discovery (no auth)")
@@ -90,11 +93,9 @@ async def create_upload(
                       f"Upload-Metadata 'device_id' is {meta.device_id!r} but the token is for "
                       f"device {device.sub!r}; a device uploads only as itself",
                       headers=tus_headers())
-    await _ensure_device_allowed(pool, device.sub)
+    registered = await _ensure_device_allowed(pool, device.sub)
     if meta.officer_id is None:
-        async with pool.acquire() as conn:
-            registered = await repo.get_device(conn, device.sub)
-        meta.officer_id = registered["officer_id"] if registered else None
+        meta.officer_id = registered["officer_id"]
 
     upload_id = uuid.uuid4()
     object_key = f"recordings/{upload_id}"
