@@ -13,25 +13,19 @@ from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
     Device,
     auth,
-    create_upload,
     mint,
-    recording_metadata,
+    new_upload,
+    patch_headers,
     wait_for_recording,
 )
-
-TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
 
 
 async def _upload_small(
     http: httpx.AsyncClient, stack: Stack, device: Device, **meta: str | None
 ) -> str:
     data = os.urandom(1000)
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id, **meta), len(data))
-    assert response.status_code == 201, response.text
-    url = response.headers["Location"]
-    response = await http.patch(url, content=data, headers={
-        **auth(device.token), **TUS, "Upload-Offset": "0"})
+    url = await new_upload(http, stack, device, len(data), **meta)
+    response = await http.patch(url, content=data, headers=patch_headers(device.token, 0))
     assert response.status_code == 204, response.text
     return url.rsplit("/", 1)[-1]
 

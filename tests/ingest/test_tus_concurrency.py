@@ -15,18 +15,20 @@ import httpx
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
     MIB,
+    TUS,
     Device,
     auth,
     create_upload,
     make_file,
+    new_upload,
+    patch_headers,
     raw_patch,
     recording_id_of,
     recording_metadata,
     tus_uploader,
+    upload_offset,
     wait_for_recording,
 )
-
-TUS = {"Tus-Resumable": "1.0.0"}
 
 
 async def test_more_parallel_uploads_than_database_connections(
@@ -51,11 +53,8 @@ async def test_more_parallel_uploads_than_database_connections(
 async def test_second_writer_on_the_same_upload_gets_423(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id), 8 * MIB)
-    url = response.headers["Location"]
-    headers = {**auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",
-               "Upload-Offset": "0"}
+    url = await new_upload(http, stack, device, 8 * MIB)
+    headers = patch_headers(device.token, 0)
     release = threading.Event()
 
     async def slow_body():  # type: ignore[no-untyped-def]
@@ -96,16 +95,13 @@ async def test_idle_upload_expires_and_is_aborted(
 async def test_patch_after_expiry_is_410_and_closes_the_upload(
     stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
 ) -> None:
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id), 10)
-    url = response.headers["Location"]
+    url = await new_upload(http, stack, device, 10)
     # Expired a moment ago, but the janitor (every second) may not have run yet: the PATCH
     # itself must refuse rather than extend the upload's life.
     await db.execute("UPDATE ingest.uploads SET expires_at = now() - interval '1 second'"
                      " WHERE id = $1::uuid", recording_id_of(url))
-    response = await http.patch(url, content=b"0123456789", headers={
-        **auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",
-        "Upload-Offset": "0"})
+    response = await http.patch(url, content=b"0123456789",
+                                headers=patch_headers(device.token, 0))
     assert response.status_code == 410
     assert await db.fetchval("SELECT state FROM ingest.uploads WHERE id = $1::uuid",
                              recording_id_of(url)) == "terminated"
@@ -114,38 +110,30 @@ async def test_patch_after_expiry_is_410_and_closes_the_upload(
 async def test_stalled_sender_is_cut_off_and_its_bytes_kept(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id), 8 * MIB)
-    url = response.headers["Location"]
+    url = await new_upload(http, stack, device, 8 * MIB)
     # Sends 1 MiB, then nothing while keeping the connection open for 8 s: after the idle
     # timeout (2 s here) the server ends the request and keeps the 1 MiB.
     sender = asyncio.create_task(asyncio.to_thread(
         raw_patch, stack, url, device.token, send=MIB, hold=8, trickle=False))
     for _ in range(60):
-        head = await http.head(url, headers={**auth(device.token), **TUS})
-        if head.headers["Upload-Offset"] != "0":
+        offset = await upload_offset(http, url, device)
+        if offset:
             break
         await asyncio.sleep(0.1)
     assert not sender.done()  # the connection is still open: it was the timeout
-    assert head.headers["Upload-Offset"] == str(MIB)
+    assert offset == MIB
     await sender
 
 
 async def test_full_write_slots_answer_503_with_retry_after(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    urls = []
-    for _ in range(5):
-        response = await create_upload(http, stack, device.token,
-                                       recording_metadata(device.device_id), 8 * MIB)
-        urls.append(response.headers["Location"])
+    urls = [await new_upload(http, stack, device, 8 * MIB) for _ in range(5)]
     # Four senders trickle a byte every 0.5 s for 5 s: busy, never idle, holding all 4 slots.
     holders = [asyncio.create_task(asyncio.to_thread(
         raw_patch, stack, u, device.token, send=1000, hold=5)) for u in urls[:4]]
     await asyncio.sleep(0.5)
-    response = await http.patch(urls[4], content=b"x", headers={
-        **auth(device.token), **TUS, "Content-Type": "application/offset+octet-stream",
-        "Upload-Offset": "0"})
+    response = await http.patch(urls[4], content=b"x", headers=patch_headers(device.token, 0))
     await asyncio.gather(*holders)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"

@@ -15,29 +15,17 @@ import pytest
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
     MIB,
+    TUS,
     Device,
     auth,
     create_upload,
+    new_upload,
     object_store,
+    patch_headers,
     raw_patch,
     recording_metadata,
+    upload_offset,
 )
-
-TUS = {"Tus-Resumable": "1.0.0"}
-OCTETS = {"Content-Type": "application/offset+octet-stream"}
-
-
-async def _new_upload(http: httpx.AsyncClient, stack: Stack, device: Device, length: int,
-                      **meta: str | None) -> str:
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id, **meta), length)
-    assert response.status_code == 201, response.text
-    return response.headers["Location"]
-
-
-async def _offset(http: httpx.AsyncClient, url: str, device: Device) -> int:
-    response = await http.head(url, headers={**auth(device.token), **TUS})
-    return int(response.headers["Upload-Offset"])
 
 
 def _checksum(algorithm: str, data: bytes) -> str:
@@ -47,18 +35,18 @@ def _checksum(algorithm: str, data: bytes) -> str:
 async def test_wrong_chunk_checksum_is_460_and_offset_stays(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    url = await _new_upload(http, stack, device, 2 * MIB)
+    url = await new_upload(http, stack, device, 2 * MIB)
     chunk = os.urandom(MIB)
     response = await http.patch(url, content=chunk, headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0",
+        **patch_headers(device.token, 0),
         "Upload-Checksum": _checksum("sha256", b"something else")})
     assert response.status_code == 460
     assert "Upload-Checksum" in response.json()["detail"]
-    assert await _offset(http, url, device) == 0
+    assert await upload_offset(http, url, device) == 0
 
     # The same chunk with the right checksum is then accepted.
     response = await http.patch(url, content=chunk, headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0",
+        **patch_headers(device.token, 0),
         "Upload-Checksum": _checksum("sha256", chunk)})
     assert response.status_code == 204, response.text
     assert response.headers["Upload-Offset"] == str(MIB)
@@ -67,31 +55,30 @@ async def test_wrong_chunk_checksum_is_460_and_offset_stays(
 async def test_unsupported_checksum_algorithm_is_400(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    url = await _new_upload(http, stack, device, MIB)
+    url = await new_upload(http, stack, device, MIB)
     response = await http.patch(url, content=b"x", headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0",
+        **patch_headers(device.token, 0),
         "Upload-Checksum": "crc32 AAAA"})
     assert response.status_code == 400
     assert "crc32" in response.json()["detail"]
 
 
 async def test_wrong_offset_is_409(stack: Stack, http: httpx.AsyncClient, device: Device) -> None:
-    url = await _new_upload(http, stack, device, MIB)
-    response = await http.patch(url, content=b"abc", headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "7"})
+    url = await new_upload(http, stack, device, MIB)
+    response = await http.patch(url, content=b"abc", headers=patch_headers(device.token, 7))
     assert response.status_code == 409
     assert "Upload-Offset is 7" in response.json()["detail"]
-    assert await _offset(http, url, device) == 0
+    assert await upload_offset(http, url, device) == 0
 
 
 async def test_body_beyond_upload_length_is_413_and_keeps_nothing(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    url = await _new_upload(http, stack, device, 100)
-    response = await http.patch(url, content=os.urandom(101), headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0"})
+    url = await new_upload(http, stack, device, 100)
+    response = await http.patch(url, content=os.urandom(101),
+                                headers=patch_headers(device.token, 0))
     assert response.status_code == 413
-    assert await _offset(http, url, device) == 0
+    assert await upload_offset(http, url, device) == 0
 
 
 async def test_missing_tus_version_is_412(
@@ -162,9 +149,8 @@ async def test_declared_sha256_mismatch_rejects_and_removes_bytes(
     stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
 ) -> None:
     data = os.urandom(6 * MIB)
-    url = await _new_upload(http, stack, device, len(data), sha256="0" * 64)
-    response = await http.patch(url, content=data, headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0"})
+    url = await new_upload(http, stack, device, len(data), sha256="0" * 64)
+    response = await http.patch(url, content=data, headers=patch_headers(device.token, 0))
     assert response.status_code == 422
     assert response.json()["field"] == "sha256"
     assert "SHA-256" in response.json()["detail"]
@@ -241,7 +227,7 @@ async def test_another_devices_upload_is_not_found(
 ) -> None:
     from tests.fixtures.clients import mint
 
-    url = await _new_upload(http, stack, device, 10)
+    url = await new_upload(http, stack, device, 10)
     other = mint(stack, "device", "cam-other")
     response = await http.head(url, headers={**auth(other), **TUS})
     assert response.status_code == 404
@@ -251,11 +237,11 @@ async def test_client_disconnect_mid_request_keeps_received_bytes(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
     """A dock that loses the connection mid-chunk resumes from what arrived (no checksum)."""
-    url = await _new_upload(http, stack, device, 8 * MIB)
+    url = await new_upload(http, stack, device, 8 * MIB)
     sent = 6 * MIB + 1000
     raw_patch(stack, url, device.token, send=sent)
     for _ in range(50):
-        offset = await _offset(http, url, device)
+        offset = await upload_offset(http, url, device)
         if offset:
             break
         await asyncio.sleep(0.1)
@@ -265,9 +251,9 @@ async def test_client_disconnect_mid_request_keeps_received_bytes(
 async def test_termination_removes_the_upload(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    url = await _new_upload(http, stack, device, 10 * MIB)
-    response = await http.patch(url, content=os.urandom(6 * MIB), headers={
-        **auth(device.token), **TUS, **OCTETS, "Upload-Offset": "0"})
+    url = await new_upload(http, stack, device, 10 * MIB)
+    response = await http.patch(url, content=os.urandom(6 * MIB),
+                                headers=patch_headers(device.token, 0))
     assert response.status_code == 204
     response = await http.delete(url, headers={**auth(device.token), **TUS})
     assert response.status_code == 204
@@ -318,7 +304,7 @@ async def test_disabled_device_cannot_touch_its_open_uploads(
 ) -> None:
     from tests.fixtures.clients import mint
 
-    url = await _new_upload(http, stack, device, 10)
+    url = await new_upload(http, stack, device, 10)
     await http.patch(f"{stack.url('ingest')}/api/v1/devices/{device.device_id}",
                      json={"enabled": False}, headers=auth(mint(stack, "admin", "admin-test")))
     assert (await http.head(url, headers={**auth(device.token), **TUS})).status_code == 403

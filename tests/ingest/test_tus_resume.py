@@ -12,19 +12,13 @@ from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
     MIB,
     Device,
-    auth,
     make_file,
     object_store,
     recording_id_of,
     tus_uploader,
+    upload_offset,
     wait_for_recording,
 )
-
-
-async def _offset(http: httpx.AsyncClient, url: str, device: Device) -> int:
-    response = await http.head(url, headers={**auth(device.token), "Tus-Resumable": "1.0.0"})
-    assert response.status_code == 200
-    return int(response.headers["Upload-Offset"])
 
 
 async def _stop_halfway(stack: Stack, device: Device, path: Path, size: int) -> str:
@@ -45,7 +39,7 @@ async def test_interrupted_upload_resumes_from_server_offset(
     size = 13 * MIB + 5
     path, sha256 = make_file(tmp_path, size)
     url = await _stop_halfway(stack, device, path, size)
-    offset = await _offset(http, url, device)
+    offset = await upload_offset(http, url, device)
     assert size // 2 <= offset < size
 
     await _resume_with_new_client(stack, device, path, url)
@@ -61,13 +55,13 @@ async def test_resume_after_ingest_restart(
     size = 11 * MIB + 123
     path, sha256 = make_file(tmp_path, size)
     url = await _stop_halfway(stack, device, path, size)
-    offset_before = await _offset(http, url, device)
+    offset_before = await upload_offset(http, url, device)
 
     # Upload state lives in Postgres and S3, not in the process.
     stack.stop_service("ingest")
     stack.start_service("ingest")
 
-    assert await _offset(http, url, device) == offset_before
+    assert await upload_offset(http, url, device) == offset_before
     await _resume_with_new_client(stack, device, path, url)
 
     recording_id = recording_id_of(url)

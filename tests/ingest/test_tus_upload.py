@@ -17,7 +17,9 @@ from tests.fixtures.clients import (
     MIB,
     Device,
     make_file,
+    new_upload,
     object_store,
+    patch_headers,
     recording_id_of,
     tus_uploader,
     wait_for_recording,
@@ -66,18 +68,12 @@ async def test_sub_part_bytes_wait_in_object_storage_not_postgres(
     stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
 ) -> None:
     """R5: video bytes never enter Postgres (its WAL and backups would outlive a delete)."""
-    from tests.fixtures.clients import auth, create_upload, recording_metadata
-
     data = os.urandom(3 * MIB)
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id), len(data))
-    url = response.headers["Location"]
+    url = await new_upload(http, stack, device, len(data))
     recording_id = recording_id_of(url)
-    headers = {**auth(device.token), "Tus-Resumable": "1.0.0",
-               "Content-Type": "application/offset+octet-stream"}
     for offset in (0, MIB):
         response = await http.patch(url, content=data[offset:offset + MIB],
-                                    headers={**headers, "Upload-Offset": str(offset)})
+                                    headers=patch_headers(device.token, offset))
         assert response.status_code == 204
     row = await db.fetchrow("SELECT * FROM ingest.uploads WHERE id = $1::uuid", recording_id)
     assert row["tail_size"] == 2 * MIB
@@ -86,7 +82,7 @@ async def test_sub_part_bytes_wait_in_object_storage_not_postgres(
     assert await store.read_bytes(row["tail_key"], 2 * MIB) == data[:2 * MIB]
 
     response = await http.patch(url, content=data[2 * MIB:],
-                                headers={**headers, "Upload-Offset": str(2 * MIB)})
+                                headers=patch_headers(device.token, 2 * MIB))
     assert response.status_code == 204
     leftovers = list(store.client.list_objects("recordings", prefix=f"incomplete/{recording_id}/",
                                                include_version=True, recursive=True))

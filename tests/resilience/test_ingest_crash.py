@@ -15,10 +15,10 @@ from bwc.devstack.stack import Stack
 from tests.fixtures.clients import (
     MIB,
     Device,
-    auth,
-    create_upload,
+    new_upload,
+    patch_headers,
     recording_id_of,
-    recording_metadata,
+    upload_offset,
     wait_for_recording,
 )
 
@@ -27,16 +27,12 @@ async def test_crash_during_completion_is_recovered_by_the_repeated_patch(
     stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
 ) -> None:
     data = os.urandom(60 * MIB)  # big enough that the read-back for the hash takes a while
-    response = await create_upload(http, stack, device.token,
-                                   recording_metadata(device.device_id), len(data))
-    url = response.headers["Location"]
+    url = await new_upload(http, stack, device, len(data))
     recording_id = recording_id_of(url)
-    headers = {**auth(device.token), "Tus-Resumable": "1.0.0",
-               "Content-Type": "application/offset+octet-stream"}
 
     async def send_everything() -> None:
         with contextlib.suppress(httpx.HTTPError):  # the server dies under it
-            await http.patch(url, content=data, headers={**headers, "Upload-Offset": "0"})
+            await http.patch(url, content=data, headers=patch_headers(device.token, 0))
 
     sender = asyncio.create_task(send_everything())
     state = None
@@ -56,11 +52,9 @@ async def test_crash_during_completion_is_recovered_by_the_repeated_patch(
                              recording_id) == "completing"
 
     stack.start_service("ingest")
-    head = await http.head(url, headers=headers)
-    assert head.headers["Upload-Offset"] == str(len(data))
+    assert await upload_offset(http, url, device) == len(data)
     # What a tus client does when its last PATCH got no answer: repeat it from the offset.
-    response = await http.patch(url, content=b"", headers={
-        **headers, "Upload-Offset": str(len(data))})
+    response = await http.patch(url, content=b"", headers=patch_headers(device.token, len(data)))
     assert response.status_code == 204, response.text
 
     recording = await wait_for_recording(http, stack, recording_id)
