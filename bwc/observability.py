@@ -9,14 +9,24 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from bwc.logs import request_id_var
+from bwc.supervisor import Supervisor
 
-ReadinessCheck = Callable[[], Awaitable[None]]
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """A dependency probe; a failing ``required`` one makes ``/readyz`` answer 503, another
+    is only reported."""
+
+    probe: Callable[[], Awaitable[None]]
+    required: bool = True
+
 
 REQUESTS = Counter("bwc_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("bwc_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -42,18 +52,19 @@ def install_request_middleware(app: FastAPI) -> None:
         return response
 
 
-def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+def operations_router(checks: dict[str, ReadinessCheck], supervisor: Supervisor) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness (no auth)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: every dependency reachable (no auth)")
+    @router.get("/readyz", summary="Readiness: required dependencies reachable and no "
+                "background task crashed (no auth)")
     async def readyz() -> JSONResponse:
         async def run(check: ReadinessCheck) -> str:
             try:
-                await asyncio.wait_for(check(), timeout=3)
+                await asyncio.wait_for(check.probe(), timeout=3)
             except Exception as exc:
                 return f"error: {exc!r}"[:300]
             return "ok"
@@ -61,11 +72,18 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         names = list(checks)
         results = await asyncio.gather(*(run(checks[n]) for n in names))
         report = dict(zip(names, results, strict=True))
-        ready = all(v == "ok" for v in report.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": report},
-            status_code=200 if ready else 503,
-        )
+        failing = [n for n in names if checks[n].required and report[n] != "ok"]
+        crashed = supervisor.crashed()
+        ready = not failing and not crashed
+        body: dict[str, object] = {
+            "status": "ready" if ready else "not ready", "checks": report,
+            "required": [n for n in names if checks[n].required],
+            "tasks": supervisor.report(),
+        }
+        if not ready:
+            body["reasons"] = ([f"check {n} failed" for n in failing]
+                               + [f"task {t} crashed" for t in crashed])
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics (no auth)")
     async def metrics() -> Response:

@@ -1,8 +1,16 @@
 """Transactional outbox: write events with the state change, publish them afterwards.
 
 ``enqueue`` runs inside the caller's transaction. ``OutboxRelay`` publishes pending rows in
-order. Only one relay per schema publishes at a time (an advisory lock), so the order of events
-for one recording is the order of their commits, whatever the number of replicas.
+``seq`` order. Two guarantees make the order of one key's events the order of their commits:
+
+- ``enqueue`` takes a transaction lock on the key before the row gets its ``seq``, so a second
+  transaction writing an event for the same key allocates its ``seq`` only after the first one
+  has committed (or rolled back). Without it, a later ``seq`` could commit first and be
+  published before an earlier one that was still in flight.
+- only one relay per schema publishes at a time (an advisory lock), whatever the number of
+  replicas.
+
+Events for different keys may be published in any order, as Kafka only orders a partition.
 """
 
 from __future__ import annotations
@@ -10,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,8 +29,6 @@ from aiokafka import AIOKafkaProducer
 from bwc.db import Connection
 from bwc.events import CloudEvent, Topic
 
-log = logging.getLogger(__name__)
-
 PURGE_INTERVAL_S = 600.0
 
 #: Migration folder every event-producing service adds to its own schema.
@@ -33,6 +38,12 @@ OUTBOX_MIGRATIONS = Path(__file__).parent / "sql" / "outbox"
 async def enqueue(
     conn: Connection, *, schema: str, topic: Topic, key: str, event: CloudEvent
 ) -> None:
+    """Write ``event`` into ``schema``'s outbox, inside the caller's transaction."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("enqueue must run inside the transaction of the state change")
+    # Held until commit: events of one key get their seq in commit order.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"outbox:{schema}:{key}")
     await conn.execute(
         f'INSERT INTO "{schema}".outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)',
         event.id,
@@ -126,29 +137,32 @@ class OutboxRelay:
         return int(status.split()[-1])
 
     async def run(self) -> None:
-        backoff = 0.5
-        listener = await self.pool.acquire()
+        """Publish until cancelled. A failure (broker or database away) ends the run and
+        propagates to the supervisor, which starts it again with back-off; each run opens its
+        own listener connection and producer."""
+        channel = f"{self.schema}_outbox"
+
+        def wake(*_: object) -> None:
+            self._wake.set()
+
         try:
-            await listener.add_listener(f"{self.schema}_outbox", lambda *_: self._wake.set())
-            while True:
+            async with self.pool.acquire() as listener:
+                await listener.add_listener(channel, wake)
                 try:
-                    published = await self.publish_batch()
-                    backoff = 0.5
-                    if time.monotonic() - self._purged_at > PURGE_INTERVAL_S:
-                        await self.purge_published()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("outbox publish failed; retrying", extra={"error": repr(exc),
-                                "retry_in_s": backoff})
-                    await self.close()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                if published < self.batch_size:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+                    await self._publish_forever()
+                finally:
+                    # The connection may be what failed; the pool discards it then.
+                    with contextlib.suppress(Exception):
+                        await listener.remove_listener(channel, wake)
         finally:
-            await self.pool.release(listener)
             await self.close()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            self._wake.clear()  # before reading, so a notify during the batch is not lost
+            published = await self.publish_batch()
+            if time.monotonic() - self._purged_at > PURGE_INTERVAL_S:
+                await self.purge_published()
+            if published < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_interval)

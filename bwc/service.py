@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
@@ -21,12 +20,14 @@ from fastapi import APIRouter, FastAPI
 
 from bwc.auth import JwksVerifier
 from bwc.db import create_pool, migrate
+from bwc.events import Topic
+from bwc.kafka import ensure_topics, make_producer
 from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
+from bwc.outbox import OutboxRelay
 from bwc.problems import install_problem_handlers
 from bwc.s3 import ObjectStore, make_client
 from bwc.settings import CommonSettings
-
-log = logging.getLogger(__name__)
+from bwc.supervisor import Supervisor, TaskFn
 
 
 def build_app(
@@ -39,15 +40,18 @@ def build_app(
     uses_object_store: bool,
 ) -> FastAPI:
     """The app skeleton. The lifespan must put ``pool`` (and ``store`` when
-    ``uses_object_store``) on ``app.state``; ``/readyz`` checks exactly those plus Kafka."""
+    ``uses_object_store``) on ``app.state`` and start its background work with ``background``;
+    ``/readyz`` checks those, reports Kafka and every supervised task."""
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.supervisor = Supervisor()
     app.state.verifier = JwksVerifier(
         settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
     )
     install_problem_handlers(app)
     install_request_middleware(app)
-    app.include_router(operations_router(_readiness_checks(app, settings, uses_object_store)))
+    app.include_router(operations_router(_readiness_checks(app, settings, uses_object_store),
+                                         app.state.supervisor))
     for router in routers:
         app.include_router(router)
     return app
@@ -92,29 +96,39 @@ def _readiness_checks(
     async def object_store() -> None:
         await app.state.store.ping()
 
-    checks: dict[str, ReadinessCheck] = {"database": database, "kafka": kafka}
+    # Kafka is reported but never makes a service unready: producers write to their outbox,
+    # which the relay publishes once the broker is back, and reads do not need the broker.
+    checks = {"database": ReadinessCheck(database),
+              "kafka": ReadinessCheck(kafka, required=False)}
     if uses_object_store:
-        checks["object_store"] = object_store
+        checks["object_store"] = ReadinessCheck(object_store)
     return checks
 
 
 @contextlib.asynccontextmanager
-async def background(
-    *tasks: tuple[str, Callable[[], Coroutine[Any, Any, None]]],
-) -> AsyncIterator[None]:
-    """Run long-lived loops for the lifetime of the app; cancel them on shutdown."""
-    running = [asyncio.create_task(fn(), name=name) for name, fn in tasks]
-    for task in running:
-        task.add_done_callback(_log_crash)
+async def background(app: FastAPI, *tasks: tuple[str, TaskFn]) -> AsyncIterator[None]:
+    """Run long-lived loops under the app's supervisor for the lifetime of the app: a loop
+    that fails is restarted with back-off and shows in ``/readyz`` (``bwc.supervisor``)."""
+    supervisor: Supervisor = app.state.supervisor
+    for name, fn in tasks:
+        supervisor.start(name, fn)
     try:
         yield
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await supervisor.stop()
 
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task crashed", exc_info=task.exception(),
-                  extra={"task": task.get_name()})
+def outbox_relay_task(
+    settings: CommonSettings, pool: asyncpg.Pool, *, schema: str, topics: list[Topic],
+    client_id: str,
+) -> tuple[str, TaskFn]:
+    """The supervised task that publishes ``schema``'s outbox. Each (re)start first makes sure
+    the topics exist, so a broker that was away at start-up only delays the events."""
+    relay = OutboxRelay(pool, schema=schema,
+                        producer_factory=partial(make_producer, settings, client_id=client_id))
+
+    async def run() -> None:
+        await ensure_topics(settings, [t.value for t in topics])
+        await relay.run()
+
+    return "outbox-relay", run

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from bwc.consumer import CONSUMER_MIGRATIONS
 from bwc.logs import configure_logging
 from bwc.service import background, build_app, open_database
 from services.catalog import api, consumers
 from services.catalog.config import CatalogSettings
 
 SCHEMA = "catalog"
-MIGRATIONS = [Path(__file__).parent / "migrations"]
+MIGRATIONS = [Path(__file__).parent / "migrations", CONSUMER_MIGRATIONS]
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
@@ -26,10 +26,8 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool = pool
-            async with background(
-                ("recordings-consumer",
-                 partial(consumers.run, pool, settings)),
-            ):
+            consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
+            async with background(app, ("recordings-consumer", consumer.run)):
                 yield
 
     return build_app(

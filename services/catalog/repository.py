@@ -18,29 +18,6 @@ RECORDING_COLUMNS = (
 )
 
 
-async def mark_processed(
-    conn: Connection, *, event_id: str, event_type: str, topic: str
-) -> bool:
-    """Record an event id; ``False`` when it was processed before (a redelivery)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO catalog.processed_events (event_id, type, topic) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        event_id, event_type, topic,
-    )
-    return bool(inserted)
-
-
-async def store_dead_letter(
-    conn: Connection, *, topic: str, partition: int, offset: int, key: bytes | None,
-    value: bytes | None, error: str,
-) -> None:
-    await conn.execute(
-        "INSERT INTO catalog.dead_letters (topic, kafka_partition, kafka_offset, key, value,"
-        " error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        topic, partition, offset, key.decode(errors="replace") if key else None, value, error,
-    )
-
-
 async def upsert_ingested(
     conn: Connection, data: RecordingIngestedV1, *, delete_after: datetime
 ) -> None:

@@ -11,10 +11,15 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bwc.events import Topic
-from bwc.kafka import ensure_topics, make_producer
 from bwc.logs import configure_logging
-from bwc.outbox import OUTBOX_MIGRATIONS, OutboxRelay
-from bwc.service import background, build_app, open_database, open_object_store
+from bwc.outbox import OUTBOX_MIGRATIONS
+from bwc.service import (
+    background,
+    build_app,
+    open_database,
+    open_object_store,
+    outbox_relay_task,
+)
 from services.ingest import api, janitor, tus
 from services.ingest.config import IngestSettings
 from services.ingest.protocol import install_tus_headers
@@ -32,18 +37,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         store = open_object_store(settings)
         await store.ensure_bucket()
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
-            relay = OutboxRelay(
-                pool, schema=SCHEMA,
-                producer_factory=partial(make_producer, settings, client_id="bwc-ingest"))
-            app.state.pool, app.state.store, app.state.relay = pool, store, relay
+            app.state.pool, app.state.store = pool, store
             app.state.write_slots = asyncio.Semaphore(settings.ingest_max_concurrent_writes)
-
-            async def topics_then_relay() -> None:
-                await ensure_topics(settings, [Topic.RECORDINGS.value])
-                await relay.run()
-
             async with background(
-                ("outbox-relay", topics_then_relay),
+                app,
+                outbox_relay_task(settings, pool, schema=SCHEMA, topics=[Topic.RECORDINGS],
+                                  client_id="bwc-ingest"),
                 ("upload-janitor",
                  partial(janitor.run, pool, store, settings.ingest_janitor_interval)),
             ):

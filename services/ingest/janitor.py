@@ -60,11 +60,7 @@ async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: dat
 
 
 async def run(pool: asyncpg.Pool, store: ObjectStore, interval: float) -> None:
+    """Sweep every ``interval`` seconds; a failed sweep propagates to the supervisor."""
     while True:
-        try:
-            await sweep_once(pool, store)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("upload janitor sweep failed")
+        await sweep_once(pool, store)
         await asyncio.sleep(interval)
