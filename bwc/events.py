@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SPEC_VERSION = "1.0"
 
@@ -39,9 +39,9 @@ class RecordingIngestedV1(BaseModel):
     recording_id: uuid.UUID
     device_id: str
     officer_id: str | None
-    recorded_at: datetime
-    ended_at: datetime | None
-    uploaded_at: datetime
+    recorded_at: AwareDatetime
+    ended_at: AwareDatetime | None
+    uploaded_at: AwareDatetime
     size_bytes: int
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: str
@@ -54,7 +54,7 @@ class RecordingIngestedV1(BaseModel):
     bucket: str
     object_key: str
     object_version_id: str | None
-    delete_after: datetime
+    delete_after: AwareDatetime
 
 
 EVENT_DATA_MODELS: dict[EventType, type[BaseModel]] = {

@@ -24,22 +24,22 @@ class S3Endpoint:
     kind: str
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
     parts = urlparse(url)
     return urlunparse(parts._replace(path=f"/{database}"))
 
 
 async def _answers(url: str) -> bool:
     try:
-        conn = await asyncpg.connect(_with_database(url, "postgres"), timeout=2)
+        conn = await asyncpg.connect(with_database(url, "postgres"), timeout=2)
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return False
     await conn.close()
     return True
 
 
-async def _create_database(server_url: str, database: str) -> None:
-    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
+async def create_database(server_url: str, database: str) -> None:
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
@@ -49,7 +49,7 @@ async def _create_database(server_url: str, database: str) -> None:
 
 
 async def drop_database(server_url: str, database: str) -> None:
-    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
@@ -73,8 +73,8 @@ def postgres_server(configured: str | None, data_dir: Path) -> tuple[str, str]:
 
 
 def ensure_database(server_url: str, database: str) -> str:
-    asyncio.run(_create_database(server_url, database))
-    return _with_database(server_url, database)
+    asyncio.run(create_database(server_url, database))
+    return with_database(server_url, database)
 
 
 def start_broker(group: ProcessGroup, port: int) -> str:

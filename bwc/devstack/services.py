@@ -14,6 +14,8 @@ from bwc.devstack.processes import Child, ProcessGroup, wait_until
 class ServiceSpec:
     name: str
     port: int
+    #: Names the process and its log file; a second instance of a service needs its own.
+    label: str | None = None
 
     @property
     def url(self) -> str:
@@ -36,7 +38,7 @@ def start_service(
     group: ProcessGroup, spec: ServiceSpec, env: dict[str, str], *, wait: bool = True,
     timeout: float = 60,
 ) -> Child:
-    child = group.start(spec.name, [
+    child = group.start(spec.label or spec.name, [
         sys.executable, "-m", "uvicorn", f"services.{spec.name}.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(spec.port), "--no-access-log",
         "--timeout-graceful-shutdown", "5",

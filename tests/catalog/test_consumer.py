@@ -103,3 +103,28 @@ async def test_invalid_data_and_unknown_types_are_parked_and_do_not_block(
     # An unknown type is not marked processed, so a later version can replay it.
     assert await db.fetchval("SELECT count(*) FROM catalog.processed_events WHERE event_id = $1",
                              unknown.id) == 0
+
+
+async def test_poison_message_is_parked_and_the_events_behind_it_are_applied(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """Issue 5, defect 5: a handler that fails on a message (here: a recording made in the year
+    9999, whose deadline overflows) is retried, then parked; it no longer restarts the consumer
+    forever, and the valid event behind it in the same partition is applied."""
+    marker = uuid.uuid4().hex
+    poison = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
+    poison.data["recorded_at"] = "9999-12-31T23:59:59-12:00"
+    naive = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
+    naive.data["recorded_at"] = "2026-11-24T10:00:00"  # no time zone
+    good = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
+    await _send(stack, *[(marker.encode(), json.dumps(e.model_dump(mode="json")).encode())
+                         for e in (poison, naive, good)])
+    await wait_for_recording(http, stack, str(good.data["recording_id"]), timeout=60)
+    parked = await db.fetch(
+        "SELECT error, attempts FROM catalog.dead_letters WHERE key = $1 ORDER BY kafka_offset",
+        marker)
+    assert len(parked) == 2
+    assert "failed 3 times" in parked[0]["error"] and parked[0]["attempts"] == 3
+    assert "invalid data" in parked[1]["error"] and parked[1]["attempts"] == 1
+    ready = (await http.get(f"{stack.url('catalog')}/readyz")).json()
+    assert ready["tasks"]["recordings-consumer"]["restarts"] == 0, ready
