@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -37,6 +38,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 producer_factory=partial(make_producer, settings, client_id="bwc-ingest"))
             app.state.pool, app.state.store, app.state.relay = pool, store, relay
             app.state.write_slots = asyncio.Semaphore(settings.ingest_max_concurrent_writes)
+            app.state.device_writes = Counter()
 
             async def topics_then_relay() -> None:
                 await ensure_topics(settings, [Topic.RECORDINGS.value])
@@ -45,7 +47,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             async with background(
                 ("outbox-relay", topics_then_relay),
                 ("upload-janitor",
-                 partial(janitor.run, pool, store, settings.ingest_janitor_interval)),
+                 partial(janitor.run, pool, store, settings.ingest_janitor_interval,
+                         recovery_grace=settings.ingest_recovery_grace)),
             ):
                 yield
 
