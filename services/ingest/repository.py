@@ -283,7 +283,7 @@ async def count_stuck_completions(conn: Connection, *, now: datetime, grace_s: f
     """Completions that have not finished within the grace: retried by the janitor."""
     count: int = await conn.fetchval(
         "SELECT count(*) FROM ingest.uploads WHERE state = $1"
-        " AND received_at < $2 - make_interval(secs => $3)",
+        " AND received_at < $2::timestamptz - make_interval(secs => $3)",
         UploadState.COMPLETING, now, grace_s,
     )
     return count
