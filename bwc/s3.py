@@ -136,6 +136,28 @@ class ObjectStore:
             if exc.code != "NoSuchUpload":
                 raise
 
+    async def abort_all_multipart(self, key: str) -> int:
+        """Abort every multipart upload of exactly ``key``, for when its upload id was never
+        recorded (a crash right after creating it). Lists; keep it off hot paths."""
+        def _abort() -> int:
+            count = 0
+            while True:
+                result = self.client._list_multipart_uploads(self.bucket, prefix=key)
+                mine = [u.upload_id for u in result.uploads
+                        if u.object_name == key and u.upload_id is not None]
+                for upload_id in mine:
+                    try:
+                        self.client._abort_multipart_upload(self.bucket, key, upload_id)
+                    except S3Error as exc:
+                        if exc.code != "NoSuchUpload":
+                            raise
+                    count += 1
+                if not mine or not result.is_truncated:
+                    return count
+
+        aborted: int = await self._run(_abort)
+        return aborted
+
     # -- whole objects -----------------------------------------------------------------------
 
     async def stat(self, key: str, version_id: str | None = None) -> Any | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -39,12 +40,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool, app.state.store = pool, store
             app.state.write_slots = asyncio.Semaphore(settings.ingest_max_concurrent_writes)
+            app.state.device_writes = Counter()
             async with background(
                 app,
                 outbox_relay_task(settings, pool, schema=SCHEMA, topics=[Topic.RECORDINGS],
                                   client_id="bwc-ingest"),
                 ("upload-janitor",
-                 partial(janitor.run, pool, store, settings.ingest_janitor_interval)),
+                 partial(janitor.run, pool, store, settings.ingest_janitor_interval,
+                         recovery_grace=settings.ingest_recovery_grace)),
             ):
                 yield
 

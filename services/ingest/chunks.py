@@ -2,8 +2,11 @@
 
 The body is read piece by piece; whenever a full part has gathered it is sent to S3 at once.
 What is left (less than one part) is handed back as the new tail, which the caller stores
-with the offset. Memory per upload therefore stays below one part plus one network read,
-whatever the file size.
+with the offset. Memory per PATCH therefore stays below two parts (the buffer and, while it is
+handed to S3, its copy) plus one network read, whatever the file size.
+
+A sender that is idle or too slow is cut off (``TransferGuard``): one slow device must not
+hold a write slot and its database connection for hours. What arrived before is kept.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -49,12 +53,80 @@ class ChunkChecksum:
         return self.hasher.digest() == self.expected
 
 
+class CutOff(Exception):
+    """The server ended the body: the sender was idle or too slow."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass
+class TransferGuard:
+    """Idle timeout per read, and a minimum rate over windows of time spent waiting for the
+    sender (time the server spends sending parts to S3 is not the sender's fault)."""
+
+    idle_timeout: float
+    min_rate: int = 0
+    grace: float = 0.0
+    window: float = 30.0
+    waited: float = 0.0
+    _window_waited: float = 0.0
+    _window_bytes: int = 0
+
+    async def read(self, pieces: AsyncIterator[bytes]) -> bytes:
+        """The next piece; raises ``StopAsyncIteration`` at the end and ``CutOff``."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                piece = await anext(pieces)
+        except TimeoutError:
+            raise CutOff("idle", f"nothing arrived for {self.idle_timeout:g} s") from None
+        waited = time.monotonic() - started
+        self.waited += waited
+        self._window_waited += waited
+        self._window_bytes += len(piece)
+        if self.min_rate and self._window_waited >= self.window:
+            rate = self._window_bytes / self._window_waited
+            if self.waited > self.grace and rate < self.min_rate:
+                raise CutOff("slow", f"the body arrived at {rate:.0f} bytes/s over the last "
+                                     f"{self._window_waited:.0f} s, below the minimum of "
+                                     f"{self.min_rate} bytes/s")
+            self._window_waited, self._window_bytes = 0.0, 0
+        return piece
+
+
 @dataclass
 class ChunkResult:
     received: int
     new_parts: list[UploadedPart]
     tail: bytes
     disconnected: bool
+    cut_off: CutOff | None = None
+
+
+async def read_body(
+    body: AsyncIterator[bytes], *, remaining: int, checksum: ChunkChecksum | None,
+    guard: TransferGuard,
+) -> AsyncIterator[bytes]:
+    """The body's pieces, refusing more than ``remaining`` bytes (413) and hashing them for the
+    chunk checksum; ends on a disconnect or raises ``CutOff``."""
+    pieces = aiter(body)
+    received = 0
+    while True:
+        try:
+            piece = await guard.read(pieces)
+        except StopAsyncIteration:
+            return
+        received += len(piece)
+        if received > remaining:
+            raise Problem(413, "Upload too large",
+                          f"the body goes beyond Upload-Length by {received - remaining} "
+                          "bytes; nothing of this request was kept")
+        if checksum is not None:
+            checksum.hasher.update(piece)
+        yield piece
 
 
 async def stream_into_parts(
@@ -68,41 +140,50 @@ async def stream_into_parts(
     part_size: int,
     remaining: int,
     checksum: ChunkChecksum | None,
-    idle_timeout: float,
+    guard: TransferGuard,
 ) -> ChunkResult:
     buffer = bytearray(tail)
+    del tail  # the caller passed its only reference: the buffer is the one copy now
     parts: list[UploadedPart] = []
     received = 0
     disconnected = False
-    pieces = aiter(body)
+    cut_off: CutOff | None = None
     try:
-        while True:
-            try:
-                # A stalled sender must not hold a write slot and a connection forever.
-                async with asyncio.timeout(idle_timeout):
-                    piece = await anext(pieces)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                disconnected = True  # treated like a dropped connection: keep what arrived
-                break
+        async for piece in read_body(body, remaining=remaining, checksum=checksum, guard=guard):
             received += len(piece)
-            if received > remaining:
-                raise Problem(413, "Upload too large",
-                              f"the body goes beyond Upload-Length by {received - remaining} "
-                              "bytes; nothing of this request was kept")
-            if checksum is not None:
-                checksum.hasher.update(piece)
-            buffer += piece
-            while len(buffer) >= part_size:
+            view = memoryview(piece)
+            while view:
+                room = part_size - len(buffer)
+                buffer += view[:room]
+                view = view[room:]
+                if len(buffer) < part_size:
+                    continue
                 number = first_part_number + len(parts)
-                data = bytes(buffer[:part_size])
-                del buffer[:part_size]
+                data = bytes(buffer)
+                buffer = bytearray()  # the full buffer goes; at most two parts were alive
                 # A part that is uploaded but never recorded (failed checksum, lost race) is
                 # harmless: the next attempt overwrites the same part number, and
                 # CompleteMultipartUpload only takes the recorded parts.
                 etag = await store.upload_part(object_key, s3_upload_id, number, data)
                 parts.append(UploadedPart(number, etag, len(data)))
+                del data
     except ClientDisconnect:
         disconnected = True
-    return ChunkResult(received, parts, bytes(buffer), disconnected)
+    except CutOff as exc:
+        disconnected, cut_off = True, exc
+    return ChunkResult(received, parts, bytes(buffer), disconnected, cut_off)
+
+
+async def drain(
+    body: AsyncIterator[bytes], *, remaining: int, checksum: ChunkChecksum | None,
+    guard: TransferGuard,
+) -> tuple[int, bool]:
+    """Read bytes the server already stores (a repeated last PATCH) without keeping them;
+    returns ``(received, complete)`` where ``complete`` means the body was read to its end."""
+    received = 0
+    try:
+        async for piece in read_body(body, remaining=remaining, checksum=checksum, guard=guard):
+            received += len(piece)
+    except (ClientDisconnect, CutOff):
+        return received, False
+    return received, True

@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from minio.error import S3Error
 
 from bwc.db import Connection
+from bwc.deadline import is_past_deadline
 from bwc.events import CloudEvent, RecordingIngestedV1, Topic
 from bwc.outbox import enqueue
 from bwc.s3 import ObjectStore, UploadedPart
+from services.ingest import cleanup, tails
 from services.ingest import repository as repo
-from services.ingest import tails
 from services.ingest.repository import Upload
+from services.ingest.states import UploadState
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +42,31 @@ class Outcome:
     field: str | None = None
 
 
-async def complete_upload(
-    conn: Connection, store: ObjectStore, upload: Upload, *, now: datetime | None = None
-) -> Outcome:
-    """Finish ``upload``; ``conn`` is the connection holding the upload's lock."""
+def deadline_of(upload: Upload) -> datetime:
+    """The R2 deadline stored with the upload (computed once, at creation, by ``bwc.deadline``)."""
+    return datetime.fromisoformat(upload.metadata["delete_after"])
+
+
+async def complete_upload(conn: Connection, store: ObjectStore, upload: Upload) -> Outcome:
+    """Finish ``upload``; ``conn`` is the connection holding the upload's lock.
+
+    Order, and why: the R2 deadline first, before any S3 step, so that an upload whose
+    completion keeps failing is still removed once its deadline passes; then the S3 steps; then
+    the deadline again against the moment of the commit (hashing a large file takes a while);
+    then one transaction that marks the upload completed — the only point at which the device
+    is shown the full offset — and enqueues the event; then the tails go.
+    """
+    if (past := _past_deadline(upload)) is not None:
+        return await reject(conn, store, upload, **past)
     parts = list(upload.parts)
     if upload.tail_size or not parts:
         tail = await tails.load(store, upload)
-        number = len(parts) + 1
-        etag = await store.upload_part(upload.object_key, upload.s3_upload_id, number, tail)
-        parts.append(UploadedPart(number, etag, len(tail)))
-        await repo.save_parts(conn, upload.id, parts)
+        number, size = len(parts) + 1, len(tail)
+        etag = await store.upload_part(upload.object_key, _s3_id(upload), number, tail)
+        del tail  # one part in memory at most, also here
+        part = UploadedPart(number, etag, size)
+        parts.append(part)
+        await repo.save_last_part(conn, upload.id, part)
 
     try:
         version_id = await _complete_or_find(store, upload, parts)
@@ -70,15 +87,11 @@ async def complete_upload(
             detail=f"Upload-Metadata 'sha256': the stored file has SHA-256 {sha256}, the "
                    f"device declared {meta['sha256']}; the upload is rejected and its bytes "
                    "removed")
-    now = now or datetime.now(UTC)
-    delete_after = datetime.fromisoformat(meta["delete_after"])
-    if delete_after <= now:
-        return await reject(
-            conn, store, upload, status=422, title="Retention deadline already passed",
-            field="recorded_at",
-            detail=f"the recording had to be deleted by {delete_after.isoformat()} (R2); "
-                   "its bytes were removed")
+    if (past := _past_deadline(upload)) is not None:
+        return await reject(conn, store, upload, **past)
 
+    # When the last byte was stored, not when this (possibly repeated) completion ran (R2).
+    uploaded_at = upload.received_at or datetime.now(UTC)
     event = CloudEvent.wrap(
         source=SOURCE,
         subject=str(upload.id),
@@ -88,7 +101,7 @@ async def complete_upload(
             officer_id=meta.get("officer_id"),
             recorded_at=meta["recorded_at"],
             ended_at=meta.get("ended_at"),
-            uploaded_at=now,
+            uploaded_at=uploaded_at,
             size_bytes=size,
             sha256=sha256,
             content_type=meta["content_type"],
@@ -101,23 +114,43 @@ async def complete_upload(
             bucket=store.bucket,
             object_key=upload.object_key,
             object_version_id=version_id,
-            delete_after=delete_after,
+            delete_after=deadline_of(upload),
         ),
     )
     async with conn.transaction():
-        await repo.mark_completed(conn, upload.id, sha256=sha256, version_id=version_id)
+        if not await repo.mark_completed(conn, upload.id, sha256=sha256, version_id=version_id):
+            raise RuntimeError(f"upload {upload.id} left 'completing' while locked")
         await enqueue(conn, schema="ingest", topic=Topic.RECORDINGS, key=str(upload.id),
                       event=event)
-    await tails.remove_all(store, upload.id)
+    # The recording is committed: a failure from here on is the janitor's (cleanup_pending),
+    # never the device's.
+    if await cleanup.remove_tails(store, upload):
+        await repo.cleanup_done(conn, upload.id)
     log.info("recording ingested", extra={"recording_id": str(upload.id), "size_bytes": size})
     return Outcome(completed=True)
+
+
+def _past_deadline(upload: Upload) -> dict[str, Any] | None:
+    """The rejection to make if the upload's R2 deadline has passed now, else ``None``."""
+    deadline = deadline_of(upload)
+    if not is_past_deadline(deadline, now=datetime.now(UTC)):
+        return None
+    return {"status": 422, "title": "Retention deadline passed", "field": "recorded_at",
+            "detail": f"the recording had to be deleted by {deadline.isoformat()} (R2) before "
+                      "its upload completed; its bytes were removed"}
+
+
+def _s3_id(upload: Upload) -> str:
+    if upload.s3_upload_id is None:
+        raise RuntimeError(f"upload {upload.id} has no multipart upload")
+    return upload.s3_upload_id
 
 
 async def _complete_or_find(
     store: ObjectStore, upload: Upload, parts: list[UploadedPart]
 ) -> str | None:
     try:
-        return await store.complete_multipart(upload.object_key, upload.s3_upload_id, parts)
+        return await store.complete_multipart(upload.object_key, _s3_id(upload), parts)
     except S3Error as exc:
         if exc.code != "NoSuchUpload":
             raise
@@ -131,13 +164,16 @@ async def _complete_or_find(
 
 async def reject(
     conn: Connection, store: ObjectStore, upload: Upload, *, status: int, title: str,
-    detail: str, state: str = "rejected", field: str | None = None,
+    detail: str, state: UploadState = UploadState.REJECTED, field: str | None = None,
 ) -> Outcome:
-    """Remove every stored byte of the upload and close it (nothing half-kept)."""
-    await store.abort_multipart(upload.object_key, upload.s3_upload_id)
-    await store.delete_all_versions(upload.object_key)
-    await tails.remove_all(store, upload.id)
+    """Close the upload, then remove every stored byte of it (nothing half-kept, R5).
+
+    Closed first: whatever fails afterwards, the row says what is left to remove and the
+    janitor retries it; the reason stays for the device to read (410).
+    """
     await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
+    if await cleanup.remove_everything(store, upload):
+        await repo.cleanup_done(conn, upload.id)
     log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
                                         "reason": title})
     return Outcome(completed=False, status=status, title=title, detail=detail, field=field)
@@ -145,7 +181,7 @@ async def reject(
 
 def expiry_reason(upload: Upload, now: datetime) -> str | None:
     """Why a receiving upload may not go on, or ``None`` while it may."""
-    if datetime.fromisoformat(upload.metadata["delete_after"]) <= now:
+    if is_past_deadline(deadline_of(upload), now=now):
         return "the R2 deadline passed before the upload finished; nothing of it is kept"
     if upload.expires_at <= now:
         return "expired: no data arrived before Upload-Expires"

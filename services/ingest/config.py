@@ -16,7 +16,8 @@ S3_MAX_PARTS = 10_000
 
 
 class IngestSettings(CommonSettings):
-    #: Bytes per S3 part; also the most one upload holds in memory.
+    #: Bytes per S3 part. One PATCH holds at most two parts in memory (the buffer being filled
+    #: and, briefly, its copy on the way to S3) plus one network read.
     ingest_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=512 * MIB)
     #: Largest recording accepted (announced as Tus-Max-Size); at most 10,000 parts.
     ingest_max_upload_size: int = Field(default=S3_MAX_PARTS * S3_MIN_PART_SIZE, gt=0)
@@ -29,8 +30,21 @@ class IngestSettings(CommonSettings):
     ingest_write_wait: float = Field(default=10.0, ge=0)
     #: A PATCH body that sends nothing for this long ends; what arrived is kept.
     ingest_body_idle_timeout: float = Field(default=60.0, gt=0)
+    #: Slowest transfer a PATCH may keep a write slot with, in bytes/s (0: no minimum). Measured
+    #: over each window of ``ingest_min_rate_window`` seconds spent waiting for the device,
+    #: after the first ``ingest_min_rate_grace`` seconds; a slower PATCH is ended, what arrived
+    #: is kept, and the device is told to resume (503 + Retry-After).
+    ingest_min_rate: int = Field(default=8 * 1024, ge=0)
+    ingest_min_rate_grace: float = Field(default=30.0, ge=0)
+    ingest_min_rate_window: float = Field(default=30.0, gt=0)
+    #: PATCH requests one device may have writing at once on one instance (429 beyond that),
+    #: so one device cannot take every write slot.
+    ingest_max_writes_per_device: int = Field(default=2, ge=1)
     #: How often unfinished and stuck uploads are checked.
     ingest_janitor_interval: float = Field(default=30.0, gt=0)
+    #: How long the janitor leaves a creation or completion to the request running it before it
+    #: takes over (past the R2 deadline it does not wait).
+    ingest_recovery_grace: float = Field(default=120.0, ge=0)
 
     @model_validator(mode="after")
     def _fits_in_s3_parts(self) -> IngestSettings:

@@ -1,8 +1,13 @@
 """Periodic clean-up of uploads no request will finish.
 
+- an upload past its R2 deadline that is not completed is aborted and every byte of it
+  removed, whatever else fails (its completion included);
 - receiving uploads idle past ``Upload-Expires`` are aborted (tus expiration);
-- receiving uploads whose R2 deadline passed are aborted: nothing of them may be kept;
-- completions a crashed request left in ``completing`` are finished.
+- creations a crashed request left in ``creating`` are aborted (the multipart upload S3 may
+  hold is found by key);
+- completions a crashed or failed request left in ``completing`` are finished (and counted
+  while they stay stuck);
+- stored bytes an ended upload still owes (``cleanup_pending``) are removed, until S3 confirms.
 """
 
 from __future__ import annotations
@@ -15,52 +20,75 @@ import asyncpg
 
 from bwc.db import Connection
 from bwc.s3 import ObjectStore
+from services.ingest import cleanup
 from services.ingest import repository as repo
 from services.ingest.completion import complete_upload, expiry_reason, reject
+from services.ingest.metrics import CLEANUP_PENDING, COMPLETION_FAILURES, COMPLETIONS_STUCK
 from services.ingest.repository import Upload
+from services.ingest.states import UploadState
 
 log = logging.getLogger(__name__)
 
-#: A completion younger than this is probably still running in its request.
+#: A creation or completion younger than this is probably still running in its request.
 COMPLETING_GRACE_S = 120.0
 
 
-async def sweep_once(pool: asyncpg.Pool, store: ObjectStore) -> int:
+async def sweep_once(
+    pool: asyncpg.Pool, store: ObjectStore, *, recovery_grace: float = COMPLETING_GRACE_S
+) -> int:
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
-        stale = await repo.stale_uploads(conn, now=now, completing_grace_s=COMPLETING_GRACE_S)
+        due = await repo.uploads_needing_work(conn, now=now, recovery_grace_s=recovery_grace)
     handled = 0
-    for upload in stale:
+    for upload_id in due:
         async with pool.acquire() as conn:
-            if not await repo.try_lock(conn, upload.id):
+            if not await repo.try_lock(conn, upload_id):
                 continue  # a request is working on it right now
             try:
-                fresh = await repo.get_upload(conn, upload.id)
+                fresh = await repo.get_upload(conn, upload_id)
                 if fresh is not None:
-                    await _handle(conn, store, fresh, now)
+                    await _handle(conn, store, fresh, datetime.now(UTC))
                     handled += 1
             except Exception:
-                log.exception("janitor failed on upload", extra={"recording_id": str(upload.id)})
+                log.exception("janitor failed on upload", extra={"recording_id": str(upload_id)})
                 # To the back of the queue: a failing upload must not hold up the others.
-                await repo.touch(conn, upload.id)
+                await repo.touch(conn, upload_id)
             finally:
-                await repo.unlock(conn, upload.id)
+                await repo.unlock(conn, upload_id)
+    async with pool.acquire() as conn:
+        COMPLETIONS_STUCK.set(await repo.count_stuck_completions(
+            conn, now=datetime.now(UTC), grace_s=recovery_grace))
+        CLEANUP_PENDING.set(await repo.count_cleanup_pending(conn))
     return handled
 
 
 async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: datetime) -> None:
-    if upload.state == "completing":
-        await complete_upload(conn, store, upload)
-    elif upload.state == "receiving":
-        # Decided again under the lock: the device may have resumed since the selection.
+    # Decided again under the lock: the device may have resumed since the selection.
+    if upload.state == UploadState.COMPLETING:
+        try:
+            # Its first step is the R2 deadline: past it, the upload is removed, not retried.
+            await complete_upload(conn, store, upload)
+        except Exception:
+            COMPLETION_FAILURES.labels("janitor").inc()
+            raise
+    elif upload.state == UploadState.CREATING:
+        await reject(conn, store, upload, status=410, title="Creation interrupted",
+                     detail="the server failed while creating the upload; create it again",
+                     state=UploadState.TERMINATED)
+    elif upload.state == UploadState.RECEIVING:
         reason = expiry_reason(upload, now)
         if reason is not None:
             await reject(conn, store, upload, status=410, title="Expired", detail=reason,
-                         state="terminated")
+                         state=UploadState.TERMINATED)
+    elif upload.cleanup_pending:
+        await cleanup.finish_pending(conn, store, upload)
 
 
-async def run(pool: asyncpg.Pool, store: ObjectStore, interval: float) -> None:
+async def run(
+    pool: asyncpg.Pool, store: ObjectStore, interval: float, *,
+    recovery_grace: float = COMPLETING_GRACE_S,
+) -> None:
     """Sweep every ``interval`` seconds; a failed sweep propagates to the supervisor."""
     while True:
-        await sweep_once(pool, store)
+        await sweep_once(pool, store, recovery_grace=recovery_grace)
         await asyncio.sleep(interval)

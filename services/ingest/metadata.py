@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+from bwc.deadline import deletion_deadline, is_past_deadline
 from bwc.problems import Problem
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -36,10 +37,6 @@ class RecordingMetadata(BaseModel):
     filename: str | None
     content_type: str
     sha256: str | None
-
-    def delete_after(self, retention_period: timedelta) -> datetime:
-        # R2: the deadline runs from when the recording was made, not from the upload.
-        return self.recorded_at + retention_period
 
 
 def invalid(field: str, message: str) -> Problem:
@@ -124,8 +121,8 @@ def validate(
     if recorded_at > now + clock_skew:
         raise invalid("recorded_at", f"lies in the future ({recorded_at.isoformat()}); "
                       "check the device clock")
-    deadline = recorded_at + retention_period
-    if deadline <= now:
+    deadline = deletion_deadline(recorded_at, retention_period=retention_period, now=now)
+    if is_past_deadline(deadline, now=now):
         # R2: nothing of a recording past its deadline may be kept, so it is not even started.
         raise Problem(
             422,

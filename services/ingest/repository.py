@@ -11,6 +11,7 @@ import asyncpg
 
 from bwc.db import Connection
 from bwc.s3 import UploadedPart
+from services.ingest.states import UploadState, sources
 
 NO_TAIL = "tail_key = NULL, tail_version = NULL, tail_size = 0"
 DEVICE_COLUMNS = "device_id, model, officer_id, enabled, registered_by, registered_at, updated_at"
@@ -25,20 +26,22 @@ class Upload:
     metadata_header: str
     metadata: dict[str, Any]
     object_key: str
-    s3_upload_id: str
+    s3_upload_id: str | None
     parts: list[UploadedPart]
     tail_key: str | None
     tail_version: str | None
     tail_size: int
-    state: str
+    state: UploadState
     sha256: str | None
     object_version_id: str | None
     reason: str | None
     expires_at: datetime
     created_at: datetime
+    received_at: datetime | None
+    cleanup_pending: bool
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Upload:
+    def from_row(cls, row: asyncpg.Record, parts: list[UploadedPart]) -> Upload:
         return cls(
             id=row["id"],
             device_id=row["device_id"],
@@ -48,21 +51,19 @@ class Upload:
             metadata=row["metadata"],
             object_key=row["object_key"],
             s3_upload_id=row["s3_upload_id"],
-            parts=[UploadedPart(**p) for p in row["parts"]],
+            parts=parts,
             tail_key=row["tail_key"],
             tail_version=row["tail_version"],
             tail_size=row["tail_size"],
-            state=row["state"],
+            state=UploadState(row["state"]),
             sha256=row["sha256"],
             object_version_id=row["object_version_id"],
             reason=row["reason"],
             expires_at=row["expires_at"],
             created_at=row["created_at"],
+            received_at=row["received_at"],
+            cleanup_pending=row["cleanup_pending"],
         )
-
-
-def _parts_json(parts: list[UploadedPart]) -> list[dict[str, Any]]:
-    return [{"number": p.number, "etag": p.etag, "size": p.size} for p in parts]
 
 
 # -- devices -------------------------------------------------------------------------------------
@@ -115,75 +116,142 @@ async def update_device(
     return record
 
 
-# -- uploads -------------------------------------------------------------------------------------
+# -- uploads ---------------------------------------------------------------------------------------
 
 async def insert_upload(
     conn: Connection, *, upload_id: uuid.UUID, device_id: str, length: int,
-    metadata_header: str, metadata: dict[str, Any], object_key: str, s3_upload_id: str,
-    expires_at: datetime,
+    metadata_header: str, metadata: dict[str, Any], object_key: str, expires_at: datetime,
 ) -> None:
+    """The row comes before the S3 multipart upload (state ``creating``), so that nothing S3
+    holds is ever unknown to the database (R5)."""
     await conn.execute(
         "INSERT INTO ingest.uploads (id, device_id, upload_length, metadata_header, metadata,"
-        " object_key, s3_upload_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        upload_id, device_id, length, metadata_header, metadata, object_key, s3_upload_id,
-        expires_at,
+        " object_key, state, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        upload_id, device_id, length, metadata_header, metadata, object_key,
+        UploadState.CREATING, expires_at,
     )
+
+
+async def start_receiving(conn: Connection, upload_id: uuid.UUID, s3_upload_id: str) -> bool:
+    status = await conn.execute(
+        "UPDATE ingest.uploads SET s3_upload_id = $2, state = $3, updated_at = now()"
+        " WHERE id = $1 AND state = ANY($4::text[])",
+        upload_id, s3_upload_id, UploadState.RECEIVING, sources(UploadState.RECEIVING),
+    )
+    return bool(status == "UPDATE 1")
 
 
 async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
     row = await conn.fetchrow("SELECT * FROM ingest.uploads WHERE id = $1", upload_id)
-    return Upload.from_row(row) if row else None
+    if row is None:
+        return None
+    parts = await conn.fetch(
+        "SELECT number, etag, size FROM ingest.upload_parts WHERE upload_id = $1"
+        " ORDER BY number", upload_id,
+    )
+    return Upload.from_row(row, [UploadedPart(p["number"], p["etag"], p["size"]) for p in parts])
+
+
+async def _insert_parts(conn: Connection, upload_id: uuid.UUID, parts: list[UploadedPart]) -> None:
+    # ON CONFLICT: a repeated completion re-uploads the last part under the same number.
+    await conn.executemany(
+        "INSERT INTO ingest.upload_parts (upload_id, number, etag, size) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (upload_id, number) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size",
+        [(upload_id, p.number, p.etag, p.size) for p in parts],
+    )
 
 
 async def advance_upload(
     conn: Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
     tail_key: str | None, tail_version: str | None, tail_size: int, expires_at: datetime,
+    received_at: datetime,
 ) -> bool:
-    """Record bytes received by one PATCH; ``False`` if someone else moved the offset."""
+    """Record bytes received by one PATCH; ``False`` if someone else moved the offset.
+
+    The PATCH that brings the last byte moves the upload to ``completing`` but leaves the
+    offset the device sees where that PATCH started: the full offset is shown only once the
+    recording is verified (``mark_completed``), so a device that resumes sends the last bytes
+    again rather than believing an unverified upload is done.
+    """
     new_offset = upload.offset + received
-    state = "completing" if new_offset == upload.length else "receiving"
-    status = await conn.execute(
-        "UPDATE ingest.uploads SET upload_offset = $2, parts = $3, tail_key = $4,"
-        " tail_version = $5, tail_size = $6, state = $7, expires_at = $8, updated_at = now()"
-        " WHERE id = $1 AND upload_offset = $9 AND state = 'receiving'",
-        upload.id, new_offset, _parts_json(upload.parts + new_parts), tail_key, tail_version,
-        tail_size, state, expires_at, upload.offset,
-    )
-    return bool(status == "UPDATE 1")
+    done = new_offset == upload.length
+    async with conn.transaction():
+        status = await conn.execute(
+            "UPDATE ingest.uploads SET upload_offset = $2, tail_key = $3, tail_version = $4,"
+            " tail_size = $5, state = $6, expires_at = $7, received_at = $8, updated_at = now()"
+            " WHERE id = $1 AND upload_offset = $9 AND state = $10",
+            upload.id, upload.offset if done else new_offset, tail_key, tail_version, tail_size,
+            UploadState.COMPLETING if done else UploadState.RECEIVING, expires_at,
+            received_at if done else None, upload.offset, UploadState.RECEIVING,
+        )
+        if status != "UPDATE 1":
+            return False
+        await _insert_parts(conn, upload.id, new_parts)
+    return True
 
 
-async def save_parts(
-    conn: Connection, upload_id: uuid.UUID, parts: list[UploadedPart]
-) -> None:
-    """Move the tail into the part list once it is stored as the last S3 part."""
+async def confirm_offset(conn: Connection, upload_id: uuid.UUID, *, offset: int) -> None:
+    """A completing upload's device re-sent bytes it had sent before: confirm up to ``offset``
+    (always below the length; the full offset comes only with ``mark_completed``)."""
     await conn.execute(
-        f"UPDATE ingest.uploads SET parts = $2, {NO_TAIL}, updated_at = now() WHERE id = $1",
-        upload_id, _parts_json(parts),
+        "UPDATE ingest.uploads SET upload_offset = $2, updated_at = now()"
+        " WHERE id = $1 AND state = $3 AND upload_offset < $2 AND $2 < upload_length",
+        upload_id, offset, UploadState.COMPLETING,
     )
+
+
+async def save_last_part(conn: Connection, upload_id: uuid.UUID, part: UploadedPart) -> None:
+    """Move the tail into the part list once it is stored as the last S3 part."""
+    async with conn.transaction():
+        await _insert_parts(conn, upload_id, [part])
+        await conn.execute(
+            f"UPDATE ingest.uploads SET {NO_TAIL}, updated_at = now() WHERE id = $1", upload_id
+        )
 
 
 async def mark_completed(
     conn: Connection, upload_id: uuid.UUID, *, sha256: str, version_id: str | None
-) -> None:
-    await conn.execute(
-        "UPDATE ingest.uploads SET state = 'completed', sha256 = $2, object_version_id = $3,"
-        f" {NO_TAIL}, completed_at = now(), updated_at = now() WHERE id = $1",
-        upload_id, sha256, version_id,
+) -> bool:
+    """The recording is stored and verified: only now does the offset reach the length.
+
+    Tails are still to be removed (``cleanup_pending``) until ``cleanup_done``.
+    """
+    status = await conn.execute(
+        "UPDATE ingest.uploads SET state = $2, sha256 = $3, object_version_id = $4,"
+        " upload_offset = upload_length, cleanup_pending = true,"
+        f" {NO_TAIL}, completed_at = now(), updated_at = now()"
+        " WHERE id = $1 AND state = ANY($5::text[])",
+        upload_id, UploadState.COMPLETED, sha256, version_id, sources(UploadState.COMPLETED),
     )
+    await conn.execute("DELETE FROM ingest.upload_parts WHERE upload_id = $1", upload_id)
+    return bool(status == "UPDATE 1")
 
 
 async def mark_closed(
-    conn: Connection, upload_id: uuid.UUID, *, state: str, reason: str
-) -> None:
+    conn: Connection, upload_id: uuid.UUID, *, state: UploadState, reason: str
+) -> bool:
     """End an upload that will never complete (rejected, terminated or expired).
 
     Its recording metadata (location, trigger reason, officer, file name) goes too: nothing of
-    a recording that is not kept may stay (R5); ids, device, times and the reason remain.
+    a recording that is not kept may stay (R5); ids, device, times and the reason remain. Its
+    stored bytes are to be removed (``cleanup_pending``) until ``cleanup_done``.
     """
+    assert state.closed
+    async with conn.transaction():
+        status = await conn.execute(
+            f"UPDATE ingest.uploads SET state = $2, reason = $3, {NO_TAIL}, cleanup_pending = true,"
+            " metadata = '{}', metadata_header = '', updated_at = now()"
+            " WHERE id = $1 AND state = ANY($4::text[])",
+            upload_id, state, reason, sources(state),
+        )
+        await conn.execute("DELETE FROM ingest.upload_parts WHERE upload_id = $1", upload_id)
+    return bool(status == "UPDATE 1")
+
+
+async def cleanup_done(conn: Connection, upload_id: uuid.UUID) -> None:
     await conn.execute(
-        f"UPDATE ingest.uploads SET state = $2, reason = $3, {NO_TAIL}, parts = '[]',"
-        " metadata = '{}', metadata_header = '', updated_at = now() WHERE id = $1",
-        upload_id, state, reason,
+        "UPDATE ingest.uploads SET cleanup_pending = false, updated_at = now() WHERE id = $1",
+        upload_id,
     )
 
 
@@ -191,19 +259,41 @@ async def touch(conn: Connection, upload_id: uuid.UUID) -> None:
     await conn.execute("UPDATE ingest.uploads SET updated_at = now() WHERE id = $1", upload_id)
 
 
-async def stale_uploads(
-    conn: Connection, *, now: datetime, completing_grace_s: float, limit: int = 100
-) -> list[Upload]:
-    """Expired receiving uploads, and completions a crashed request left behind."""
+async def uploads_needing_work(
+    conn: Connection, *, now: datetime, recovery_grace_s: float, limit: int = 100
+) -> list[uuid.UUID]:
+    """What the janitor must look at: expired or past-deadline receiving uploads, creations and
+    completions a request left behind, uploads past their R2 deadline whatever their state,
+    and stored bytes still waiting for removal."""
     rows = await conn.fetch(
-        "SELECT * FROM ingest.uploads WHERE"
-        " (state = 'receiving' AND expires_at < $1)"
-        " OR (state = 'receiving' AND (metadata->>'delete_after')::timestamptz <= $1)"
-        " OR (state = 'completing' AND updated_at < $1 - make_interval(secs => $2))"
+        "SELECT id FROM ingest.uploads WHERE"
+        " (state = ANY($4::text[]) AND (metadata->>'delete_after')::timestamptz <= $1)"
+        " OR (state = $5 AND expires_at < $1)"
+        " OR (state = ANY($6::text[]) AND updated_at < $1 - make_interval(secs => $2))"
+        " OR cleanup_pending"
         " ORDER BY updated_at LIMIT $3",
-        now, completing_grace_s, limit,
+        now, recovery_grace_s, limit,
+        [UploadState.CREATING, UploadState.RECEIVING, UploadState.COMPLETING],
+        UploadState.RECEIVING, [UploadState.CREATING, UploadState.COMPLETING],
     )
-    return [Upload.from_row(r) for r in rows]
+    return [r["id"] for r in rows]
+
+
+async def count_stuck_completions(conn: Connection, *, now: datetime, grace_s: float) -> int:
+    """Completions that have not finished within the grace: retried by the janitor."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM ingest.uploads WHERE state = $1"
+        " AND received_at < $2::timestamptz - make_interval(secs => $3)",
+        UploadState.COMPLETING, now, grace_s,
+    )
+    return count
+
+
+async def count_cleanup_pending(conn: Connection) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM ingest.uploads WHERE cleanup_pending"
+    )
+    return count
 
 
 async def try_lock(conn: Connection, upload_id: uuid.UUID) -> bool:

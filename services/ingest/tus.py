@@ -14,10 +14,12 @@ import asyncpg
 from fastapi import APIRouter, Request, Response
 
 from bwc.auth import Principal
+from bwc.deadline import deletion_deadline
 from bwc.problems import Problem
 from services.ingest import repository as repo
 from services.ingest.chunks import CHECKSUM_ALGORITHMS, ChunkChecksum
 from services.ingest.completion import expiry_from, expiry_reason, reject
+from services.ingest.creation import create_multipart_upload
 from services.ingest.deps import DeviceDep, PoolDep, SettingsDep, StoreDep
 from services.ingest.metadata import parse_header, validate
 from services.ingest.protocol import (
@@ -30,7 +32,8 @@ from services.ingest.protocol import (
     tus_headers,
 )
 from services.ingest.repository import Upload
-from services.ingest.writes import append, locked_upload, write_slot
+from services.ingest.states import UploadState
+from services.ingest.writes import append, closed, device_write, locked_upload, write_slot
 
 router = APIRouter(prefix="/files", tags=["tus"])
 
@@ -99,19 +102,14 @@ async def create_upload(
 
     upload_id = uuid.uuid4()
     object_key = f"recordings/{upload_id}"
-    delete_after = meta.delete_after(settings.retention_period)
+    delete_after = deletion_deadline(meta.recorded_at, retention_period=settings.retention_period,
+                                     now=now)
     expires_at = expiry_from(now, settings.ingest_upload_expiry, delete_after)
-    s3_upload_id = await store.create_multipart(object_key, content_type=meta.content_type)
     stored_meta = meta.model_dump(mode="json") | {"delete_after": delete_after.isoformat()}
-    try:
-        async with pool.acquire() as conn:
-            await repo.insert_upload(
-                conn, upload_id=upload_id, device_id=device.sub, length=length,
-                metadata_header=header, metadata=stored_meta, object_key=object_key,
-                s3_upload_id=s3_upload_id, expires_at=expires_at)
-    except BaseException:
-        await store.abort_multipart(object_key, s3_upload_id)
-        raise
+    await create_multipart_upload(pool, store, upload_id=upload_id, device_id=device.sub,
+                                  length=length, metadata_header=header, metadata=stored_meta,
+                                  object_key=object_key, content_type=meta.content_type,
+                                  expires_at=expires_at)
     location = str(request.url_for("head_upload", upload_id=upload_id))
     return Response(status_code=201, headers=tus_headers(
         Location=location, **{"Upload-Expires": http_date(expires_at)}))
@@ -124,17 +122,21 @@ async def head_upload(
     require_tus_version(request)
     upload = await _load_own_upload(pool, upload_id, device)
     await _ensure_device_allowed(pool, device.sub)
-    if upload.state in ("rejected", "terminated") or (
-        upload.state == "receiving" and expiry_reason(upload, datetime.now(UTC)) is not None
-    ):
-        return Response(status_code=410, headers=tus_headers())
+    if upload.state.closed:
+        raise closed(upload)
+    if upload.state == UploadState.RECEIVING and (
+        reason := expiry_reason(upload, datetime.now(UTC))
+    ) is not None:
+        raise closed(upload, reason)
+    # While ``completing`` this is the offset before the last PATCH, not the length: the device
+    # sees the full offset only once the recording is stored, hashed and announced (R6).
     headers = tus_headers(**{
         "Upload-Offset": str(upload.offset),
         "Upload-Length": str(upload.length),
         "Upload-Metadata": upload.metadata_header,
         "Cache-Control": "no-store",
     })
-    if upload.state == "receiving":
+    if upload.state == UploadState.RECEIVING:
         headers["Upload-Expires"] = http_date(upload.expires_at)
     return Response(status_code=200, headers=headers)
 
@@ -153,7 +155,8 @@ async def patch_upload(
     await _load_own_upload(pool, upload_id, device)
     await _ensure_device_allowed(pool, device.sub)
 
-    async with write_slot(request, settings), locked_upload(pool, upload_id) as conn:
+    async with device_write(request, settings, device.sub), write_slot(request, settings), \
+            locked_upload(pool, upload_id) as conn:
         return await append(conn, upload_id, offset, checksum, request, store, settings)
 
 
@@ -162,15 +165,19 @@ async def terminate_upload(
     upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep, store: StoreDep,
 ) -> Response:
     require_tus_version(request)
-    upload = await _load_own_upload(pool, upload_id, device)
+    await _load_own_upload(pool, upload_id, device)
     await _ensure_device_allowed(pool, device.sub)
-    if upload.state in ("completing", "completed"):
-        raise Problem(409, "Upload complete",
-                      "a completed recording is deleted only by the retention service (R2/R5)",
-                      headers=tus_headers())
+    # Decided under the lock: the upload may have moved to ``completing`` since it was read.
     async with locked_upload(pool, upload_id) as conn:
         current = await repo.get_upload(conn, upload_id)
-        if current is not None and current.state == "receiving":
+        assert current is not None
+        if current.state in (UploadState.COMPLETING, UploadState.COMPLETED):
+            raise Problem(409, "Upload complete",
+                          f"the upload is {current.state}: a recording is deleted only by the "
+                          "retention service (R2/R5)", headers=tus_headers())
+        if current.state == UploadState.REJECTED:
+            raise closed(current)
+        if current.state != UploadState.TERMINATED:  # a repeated DELETE is answered alike
             await reject(conn, store, current, status=204, title="Terminated",
-                         detail="terminated by the device", state="terminated")
+                         detail="terminated by the device", state=UploadState.TERMINATED)
     return Response(status_code=204, headers=tus_headers())

@@ -1,15 +1,17 @@
 """The write path of one tus upload: a bounded write slot, the upload's lock, then bytes.
 
 Kept apart from the HTTP routes (``tus``) and from the byte shuffling (``chunks``, ``tails``,
-``completion``), so the order of guarantees is visible in one place: slot → lock → state
-checks → stream into parts → tail → offset commit → completion.
+``completion``), so the order of guarantees is visible in one place: device cap → slot → lock
+→ state checks → stream into parts → tail → offset commit → completion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -21,11 +23,46 @@ from bwc.problems import Problem
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
 from services.ingest import tails
-from services.ingest.chunks import ChunkChecksum, stream_into_parts
-from services.ingest.completion import complete_upload, expiry_from, expiry_reason, reject
+from services.ingest.chunks import ChunkChecksum, TransferGuard, drain, stream_into_parts
+from services.ingest.completion import (
+    complete_upload,
+    deadline_of,
+    expiry_from,
+    expiry_reason,
+    reject,
+)
 from services.ingest.config import IngestSettings
+from services.ingest.metrics import COMPLETION_FAILURES, WRITES_CUT_OFF, WRITES_REFUSED
 from services.ingest.protocol import http_date, tus_headers
 from services.ingest.repository import Upload
+from services.ingest.states import UploadState
+
+log = logging.getLogger(__name__)
+
+#: Seconds a device is asked to wait before trying again (503, 423, 429).
+RETRY_AFTER = "5"
+
+
+@contextlib.asynccontextmanager
+async def device_write(request: Request, settings: IngestSettings, device_id: str
+                       ) -> AsyncIterator[None]:
+    """At most ``ingest_max_writes_per_device`` PATCHes of one device at once (per instance),
+    so that one device cannot hold every write slot."""
+    writing: Counter[str] = request.app.state.device_writes
+    if writing[device_id] >= settings.ingest_max_writes_per_device:
+        WRITES_REFUSED.labels("device_cap").inc()
+        raise Problem(429, "Too many writes from this device",
+                      f"device {device_id!r} already has {writing[device_id]} PATCH requests "
+                      f"writing on this instance (at most {settings.ingest_max_writes_per_device}"
+                      "); retry after the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
+    writing[device_id] += 1
+    try:
+        yield
+    finally:
+        writing[device_id] -= 1
+        if not writing[device_id]:
+            del writing[device_id]
 
 
 @contextlib.asynccontextmanager
@@ -35,10 +72,11 @@ async def write_slot(request: Request, settings: IngestSettings) -> AsyncIterato
     try:
         await asyncio.wait_for(slots.acquire(), settings.ingest_write_wait)
     except TimeoutError:
+        WRITES_REFUSED.labels("slots_busy").inc()
         raise Problem(503, "Ingest busy",
                       f"all {settings.ingest_max_concurrent_writes} write slots of this instance "
                       "are in use; retry after the time in Retry-After",
-                      headers=tus_headers(**{"Retry-After": "5"})) from None
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from None
     try:
         yield
     finally:
@@ -54,17 +92,33 @@ async def locked_upload(pool: asyncpg.Pool, upload_id: uuid.UUID) -> AsyncIterat
     """
     async with pool.acquire() as conn:
         if not await repo.try_lock(conn, upload_id):
-            raise Problem(423, "Upload busy", "another request is writing to this upload",
-                          headers=tus_headers())
+            raise Problem(423, "Upload busy",
+                          "another request is writing to or completing this upload; retry "
+                          "after the time in Retry-After",
+                          headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
         try:
             yield conn
         finally:
             await repo.unlock(conn, upload_id)
 
 
-def closed(upload: Upload) -> Problem:
-    return Problem(410, "Upload closed", f"upload {upload.id} is {upload.state}: {upload.reason}",
-                   headers=tus_headers())
+def _header_safe(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:300]
+
+
+def closed(upload: Upload, reason: str | None = None) -> Problem:
+    """410 for an upload that ended without a recording; the reason also as a header, since a
+    HEAD answer has no body."""
+    why = reason or upload.reason or upload.state
+    return Problem(410, "Upload closed", f"upload {upload.id} is {upload.state}: {why}",
+                   reason=why,
+                   headers=tus_headers(**{"Bwc-Upload-Reason": _header_safe(why)}))
+
+
+def guard_for(settings: IngestSettings) -> TransferGuard:
+    return TransferGuard(idle_timeout=settings.ingest_body_idle_timeout,
+                         min_rate=settings.ingest_min_rate, grace=settings.ingest_min_rate_grace,
+                         window=settings.ingest_min_rate_window)
 
 
 async def append(
@@ -74,66 +128,111 @@ async def append(
     """Append the request body at ``offset``; the caller holds the upload's lock on ``conn``."""
     upload = await repo.get_upload(conn, upload_id)
     assert upload is not None
-    if upload.state in ("rejected", "terminated"):
+    if upload.state.closed:
         raise closed(upload)
-    now = datetime.now(UTC)
-    if upload.state == "receiving" and (reason := expiry_reason(upload, now)) is not None:
+    if upload.state == UploadState.CREATING:
+        raise Problem(409, "Upload not ready", "the upload is still being created; retry",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
+    if upload.state == UploadState.RECEIVING and (
+        reason := expiry_reason(upload, datetime.now(UTC))
+    ) is not None:
         await reject(conn, store, upload, status=410, title="Expired", detail=reason,
-                     state="terminated")
-        raise Problem(410, "Upload expired", reason, headers=tus_headers())
+                     state=UploadState.TERMINATED)
+        raise closed(upload, reason)
     if offset != upload.offset:
         raise Problem(409, "Offset mismatch",
                       f"Upload-Offset is {offset} but the upload is at {upload.offset}; "
                       "HEAD the upload and resume from there",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
-    if upload.state == "completing":
-        # All bytes are here but completion did not finish (it failed or its process died):
-        # finish it now and give the device the real outcome, never a premature success.
-        return await finish(conn, store, upload, now)
-    if upload.state != "receiving":
+    if upload.state == UploadState.COMPLETED:
+        # Only reachable with offset == length: a repeat after success, answered the same.
         return Response(status_code=204, headers=tus_headers(
             **{"Upload-Offset": str(upload.offset)}))
+    if upload.state == UploadState.COMPLETING:
+        return await rejoin(conn, store, upload, checksum, request, settings)
 
+    assert upload.s3_upload_id is not None
     result = await stream_into_parts(
         request.stream(), store=store, object_key=upload.object_key,
         s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
         tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-        remaining=upload.length - upload.offset, checksum=checksum,
-        idle_timeout=settings.ingest_body_idle_timeout)
+        remaining=upload.length - upload.offset, checksum=checksum, guard=guard_for(settings))
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
-    expires_at = expiry_from(now, settings.ingest_upload_expiry,
-                             datetime.fromisoformat(upload.metadata["delete_after"]))
     new_offset = upload.offset + result.received
     tail_key, tail_version = upload.tail_key, upload.tail_version
     if result.new_parts or len(result.tail) != upload.tail_size:
         tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
                                                   data=result.tail)
+    # Every byte of this PATCH is stored: this is the moment it ended (R2, uploaded_at).
+    now = datetime.now(UTC)
+    expires_at = expiry_from(now, settings.ingest_upload_expiry, deadline_of(upload))
     advanced = await repo.advance_upload(
         conn, upload, received=result.received, new_parts=result.new_parts,
         tail_key=tail_key, tail_version=tail_version, tail_size=len(result.tail),
-        expires_at=expires_at)
+        expires_at=expires_at, received_at=now)
     if not advanced:
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
     if tail_key != upload.tail_key:
         await tails.discard(store, upload.tail_key, upload.tail_version)
-    headers = tus_headers(**{"Upload-Offset": str(new_offset)})
+    if result.cut_off is not None:
+        WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
+        raise Problem(503, "Transfer too slow" if result.cut_off.kind == "slow" else "Body stalled",
+                      f"{result.cut_off.detail}; the request was ended and the "
+                      f"{result.received} bytes that arrived are kept: resume at Upload-Offset "
+                      f"{new_offset if new_offset < upload.length else upload.offset}",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
     if new_offset < upload.length:
-        headers["Upload-Expires"] = http_date(expires_at)
-        return Response(status_code=204, headers=headers)
+        return Response(status_code=204, headers=tus_headers(
+            **{"Upload-Offset": str(new_offset), "Upload-Expires": http_date(expires_at)}))
 
     finished = await repo.get_upload(conn, upload_id)
     assert finished is not None
-    return await finish(conn, store, finished, now)
+    return await finish(conn, store, finished)
 
 
-async def finish(conn: Connection, store: ObjectStore, upload: Upload, now: datetime) -> Response:
-    outcome = await complete_upload(conn, store, upload, now=now)
+async def rejoin(
+    conn: Connection, store: ObjectStore, upload: Upload, checksum: ChunkChecksum | None,
+    request: Request, settings: IngestSettings,
+) -> Response:
+    """A PATCH on an upload whose bytes are all stored but not yet verified: the device is
+    re-sending what it sent after the offset it was shown (standard tus clients do that when
+    their last PATCH got no answer). The bytes are read, not stored again; once the device
+    has re-sent up to the end, the completion is finished under this request's lock and the
+    device gets its real outcome, never a premature success."""
+    received, complete = await drain(request.stream(), remaining=upload.length - upload.offset,
+                                     checksum=checksum, guard=guard_for(settings))
+    if checksum is not None and (not complete or not checksum.matches()):
+        raise Problem(460, "Checksum mismatch",
+                      f"the {checksum.algorithm} of the request body does not match "
+                      "Upload-Checksum; nothing of it was kept",
+                      headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
+    reached = upload.offset + received
+    if reached < upload.length:
+        await repo.confirm_offset(conn, upload.id, offset=reached)
+        return Response(status_code=204, headers=tus_headers(**{"Upload-Offset": str(reached)}))
+    return await finish(conn, store, upload)
+
+
+async def finish(conn: Connection, store: ObjectStore, upload: Upload) -> Response:
+    try:
+        outcome = await complete_upload(conn, store, upload)
+    except Exception as exc:
+        # Bytes are all stored; the completion is repeated (by the device's retry or the
+        # janitor). The device is told to come back, not that the upload is done.
+        COMPLETION_FAILURES.labels("request").inc()
+        log.exception("completion failed; it will be retried",
+                      extra={"recording_id": str(upload.id)})
+        raise Problem(503, "Completion pending",
+                      f"all bytes are stored but the recording could not be verified yet "
+                      f"({type(exc).__name__}); repeat the last PATCH (HEAD shows where it "
+                      "starts) after the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from exc
     if not outcome.completed:
         raise Problem(outcome.status, outcome.title, outcome.detail, headers=tus_headers(),
                       **({"field": outcome.field} if outcome.field else {}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.fixtures.clients import (
     raw_patch,
     recording_id_of,
     recording_metadata,
+    register_device,
     tus_uploader,
     upload_offset,
     wait_for_recording,
@@ -37,8 +39,10 @@ async def test_more_parallel_uploads_than_database_connections(
     """A burst larger than the pool (10) and the write slots (4 here) completes: PATCHes queue
     for a slot, and one that waits too long gets 503 + Retry-After, which clients retry."""
     files = [make_file(tmp_path, 6 * MIB + i, name=f"clip-{i}.mp4") for i in range(14)]
-    uploaders = [tus_uploader(stack, device, path, chunk_size=6 * MIB + 100, retries=10)
-                 for path, _ in files]
+    # Fourteen docks at shift end: one device each (a device may write twice at once).
+    devices = [device] + [await register_device(stack, http) for _ in range(13)]
+    uploaders = [tus_uploader(stack, d, path, chunk_size=6 * MIB + 100, retries=10)
+                 for (path, _), d in zip(files, devices, strict=True)]
     loop = asyncio.get_running_loop()
     # One thread per device: the default executor has too few threads for a real burst.
     with ThreadPoolExecutor(max_workers=len(uploaders)) as pool:
@@ -112,28 +116,30 @@ async def test_stalled_sender_is_cut_off_and_its_bytes_kept(
 ) -> None:
     url = await new_upload(http, stack, device, 8 * MIB)
     # Sends 1 MiB, then nothing while keeping the connection open for 8 s: after the idle
-    # timeout (2 s here) the server ends the request and keeps the 1 MiB.
-    sender = asyncio.create_task(asyncio.to_thread(
-        raw_patch, stack, url, device.token, send=MIB, hold=8, trickle=False))
-    for _ in range(60):
-        offset = await upload_offset(http, url, device)
-        if offset:
-            break
-        await asyncio.sleep(0.1)
-    assert not sender.done()  # the connection is still open: it was the timeout
-    assert offset == MIB
-    await sender
+    # timeout (2 s here) the server ends the request, keeps the 1 MiB and says to resume.
+    started = time.monotonic()
+    answer = await asyncio.to_thread(raw_patch, url, device.token, send=MIB, hold=8,
+                                     trickle=False)
+    assert time.monotonic() - started < 7  # the server ended it, not the sender
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    assert b"retry-after: 5" in answer.lower()
+    assert b"Body stalled" in answer
+    assert await upload_offset(http, url, device) == MIB
 
 
 async def test_full_write_slots_answer_503_with_retry_after(
-    stack: Stack, http: httpx.AsyncClient, device: Device
+    stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    urls = [await new_upload(http, stack, device, 8 * MIB) for _ in range(5)]
+    # One device may write only twice at once: five devices, one upload each.
+    devices = [await register_device(stack, http) for _ in range(5)]
+    urls = [await new_upload(http, stack, d, 8 * MIB) for d in devices]
     # Four senders trickle a byte every 0.5 s for 5 s: busy, never idle, holding all 4 slots.
     holders = [asyncio.create_task(asyncio.to_thread(
-        raw_patch, stack, u, device.token, send=1000, hold=5)) for u in urls[:4]]
+        raw_patch, u, d.token, send=1000, hold=5)) for u, d in zip(urls, devices, strict=False)
+        if d is not devices[4]]
     await asyncio.sleep(0.5)
-    response = await http.patch(urls[4], content=b"x", headers=patch_headers(device.token, 0))
+    response = await http.patch(urls[4], content=b"x",
+                                headers=patch_headers(devices[4].token, 0))
     await asyncio.gather(*holders)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"

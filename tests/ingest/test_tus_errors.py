@@ -239,7 +239,7 @@ async def test_client_disconnect_mid_request_keeps_received_bytes(
     """A dock that loses the connection mid-chunk resumes from what arrived (no checksum)."""
     url = await new_upload(http, stack, device, 8 * MIB)
     sent = 6 * MIB + 1000
-    raw_patch(stack, url, device.token, send=sent)
+    raw_patch(url, device.token, send=sent)
     for _ in range(50):
         offset = await upload_offset(http, url, device)
         if offset:

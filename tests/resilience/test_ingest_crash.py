@@ -52,10 +52,12 @@ async def test_crash_during_completion_is_recovered_by_the_repeated_patch(
                              recording_id) == "completing"
 
     stack.start_service("ingest")
-    assert await upload_offset(http, url, device) == len(data)
-    # What a tus client does when its last PATCH got no answer: repeat it from the offset.
-    response = await http.patch(url, content=b"", headers=patch_headers(device.token, len(data)))
+    # Not verified yet, so not "done": the offset is where the unanswered PATCH started (R6).
+    assert await upload_offset(http, url, device) == 0
+    # What a tus client does when its last PATCH got no answer: HEAD, then repeat it.
+    response = await http.patch(url, content=data, headers=patch_headers(device.token, 0))
     assert response.status_code == 204, response.text
+    assert response.headers["Upload-Offset"] == str(len(data))
 
     recording = await wait_for_recording(http, stack, recording_id)
     assert recording["sha256"] == hashlib.sha256(data).hexdigest()

@@ -1,0 +1,47 @@
+"""Creating an upload: the database row first, then the S3 multipart upload.
+
+In this order S3 never holds bytes the database does not know of (R5): a crash after S3
+created the multipart upload but before its id was recorded leaves a ``creating`` row, and the
+janitor aborts every multipart upload of that row's key (found by key, the one listing this
+needs, on a path that only runs after a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from bwc.problems import Problem
+from bwc.s3 import ObjectStore
+from services.ingest import repository as repo
+from services.ingest.protocol import tus_headers
+
+log = logging.getLogger(__name__)
+
+
+async def create_multipart_upload(
+    pool: asyncpg.Pool, store: ObjectStore, *, upload_id: uuid.UUID, device_id: str,
+    length: int, metadata_header: str, metadata: dict[str, Any], object_key: str,
+    content_type: str, expires_at: datetime,
+) -> None:
+    async with pool.acquire() as conn:
+        await repo.insert_upload(
+            conn, upload_id=upload_id, device_id=device_id, length=length,
+            metadata_header=metadata_header, metadata=metadata, object_key=object_key,
+            expires_at=expires_at)
+    try:
+        s3_upload_id = await store.create_multipart(object_key, content_type=content_type)
+    except Exception as exc:
+        # S3 may have created it even so (an answer lost on the way): the row stays
+        # ``creating`` and the janitor aborts whatever exists under the key.
+        log.warning("creating a multipart upload failed", extra={
+            "recording_id": str(upload_id), "error": repr(exc)})
+        raise Problem(503, "Object storage unavailable",
+                      "the upload could not be created; retry after the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": "5"})) from exc
+    async with pool.acquire() as conn:
+        await repo.start_receiving(conn, upload_id, s3_upload_id)
