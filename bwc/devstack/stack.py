@@ -68,6 +68,9 @@ class Stack:
             "BWC_S3_ACCESS_KEY": s3.access_key,
             "BWC_S3_SECRET_KEY": s3.secret_key,
             "BWC_AUTH_JWKS_URL": f"file://{jwks.resolve()}",
+            # One broker: production's 3 replicas / min.insync.replicas 2 cannot exist here.
+            "BWC_KAFKA_REPLICATION_FACTOR": "1",
+            "BWC_KAFKA_MIN_INSYNC_REPLICAS": "1",
             **cfg.extra_env,
         }
         self._create_bucket()
