@@ -20,7 +20,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 
 from bwc.auth import JwksVerifier
-from bwc.db import create_pool, migrate
+from bwc.db import check_schema, create_pool, migrate
 from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
 from bwc.problems import install_problem_handlers
 from bwc.s3 import ObjectStore, make_client
@@ -59,7 +59,10 @@ async def open_database(
 ) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database_url, size=settings.database_pool_size)
     try:
-        await migrate(pool, schema=schema, sources=migrations)
+        if settings.database_migrate:
+            await migrate(pool, schema=schema, sources=migrations)
+        else:
+            await check_schema(pool, schema=schema, sources=migrations)
         yield pool
     finally:
         await pool.close()
