@@ -9,10 +9,21 @@ import asyncio
 import importlib
 from pathlib import Path
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from bwc.db import create_pool, migrate
 from bwc.settings import CommonSettings
 
 SERVICES = ("ingest", "catalog", "review", "retention")
+
+
+class MigrateSettings(BaseSettings):
+    """Only what migrating needs: the Job gets no S3 or Kafka credentials, which the services'
+    settings would demand in prod."""
+
+    model_config = SettingsConfigDict(env_prefix="BWC_", extra="ignore")
+
+    database_url: str = CommonSettings.model_fields["database_url"].default
 
 
 def _schema_of(service: str) -> tuple[str, list[Path]]:
@@ -22,7 +33,7 @@ def _schema_of(service: str) -> tuple[str, list[Path]]:
 
 
 async def _migrate(services: list[str]) -> None:
-    settings = CommonSettings()
+    settings = MigrateSettings()
     pool = await create_pool(settings.database_url, size=1)
     try:
         for service in services:
