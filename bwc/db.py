@@ -1,8 +1,10 @@
 """Postgres access: the connection pool and the per-service migration runner.
 
 Each service owns one schema and keeps its migrations as numbered ``.sql`` files in its own
-``migrations/`` folder. Migrations run at start-up under an advisory lock, so several replicas
-starting together apply each file exactly once.
+``migrations/`` folder. Migrations run under an advisory lock, so several replicas starting
+together apply each file exactly once: at start-up by default, or from ``bwc migrate`` (the
+Kubernetes migrations Job) before a rollout, in which case a service only checks that its
+schema is current (``check_schema``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, sources: list[Path]) -> li
     service's own folder never collide.
     """
     applied: list[str] = []
-    files = [(f"{d.name}/{f.name}", f) for d in sources for f in sorted(d.glob("*.sql"))]
+    files = _migration_files(sources)
     async with pool.acquire() as conn, conn.transaction():
         # One lock per schema: replicas of one service serialise, different services don't.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
@@ -67,3 +69,25 @@ async def migrate(pool: asyncpg.Pool, *, schema: str, sources: list[Path]) -> li
     if applied:
         log.info("applied migrations", extra={"schema": schema, "migrations": applied})
     return applied
+
+
+class SchemaNotCurrentError(RuntimeError):
+    """The schema lacks migrations this code needs; ``bwc migrate`` has not run yet."""
+
+
+def _migration_files(sources: list[Path]) -> list[tuple[str, Path]]:
+    return [(f"{d.name}/{f.name}", f) for d in sources for f in sorted(d.glob("*.sql"))]
+
+
+async def check_schema(pool: asyncpg.Pool, *, schema: str, sources: list[Path]) -> None:
+    """Refuse to run against a schema that lacks any of this code's migrations."""
+    async with pool.acquire() as conn:
+        table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+        done = set() if table is None else {
+            r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+    pending = [name for name, _ in _migration_files(sources) if name not in done]
+    if pending:
+        raise SchemaNotCurrentError(
+            f"schema {schema} lacks the migrations {pending}: run `bwc migrate --service "
+            f"{schema}` (the migrations Job) before this version starts, or set "
+            "BWC_DATABASE_MIGRATE=true to migrate at start-up")

@@ -19,7 +19,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 
 from bwc.auth import JwksVerifier
-from bwc.db import create_pool, migrate
+from bwc.db import check_schema, create_pool, migrate
 from bwc.events import Topic
 from bwc.kafka import ensure_topics, make_producer
 from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
@@ -63,7 +63,10 @@ async def open_database(
 ) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings.database_url, size=settings.database_pool_size)
     try:
-        await migrate(pool, schema=schema, sources=migrations)
+        if settings.database_migrate:
+            await migrate(pool, schema=schema, sources=migrations)
+        else:
+            await check_schema(pool, schema=schema, sources=migrations)
         yield pool
     finally:
         await pool.close()

@@ -33,12 +33,20 @@ class CommonSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/bwc"
     database_pool_size: int = Field(default=10, ge=1)
+    #: Apply the service's migrations at start-up. Off in Kubernetes, where the migrations Job
+    #: runs ``bwc migrate`` before a rollout and a service only checks its schema is current.
+    database_migrate: bool = True
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The embedded Tansu broker rejects aiokafka's idempotent producer (DESIGN §5); real Kafka
     # supports it, so production turns this on.
     kafka_idempotence: bool = False
     kafka_topic_partitions: int = Field(default=3, ge=1)
+    #: Topics the services create get these; an existing topic with less is refused. The
+    #: production defaults survive the loss of one of three brokers with acks=all; a single
+    #: broker (the embedded stack, compose, tests) sets 1 and 1.
+    kafka_replication_factor: int = Field(default=3, ge=1)
+    kafka_min_insync_replicas: int = Field(default=2, ge=1)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
@@ -81,6 +89,11 @@ class CommonSettings(BaseSettings):
                 raise ValueError("BWC_S3_SECRET_KEY must be set in prod")
             if self.auth_jwks_url.startswith("file:"):
                 raise ValueError("BWC_AUTH_JWKS_URL must point at the IdP's JWKS in prod")
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"BWC_KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} exceeds "
+                f"BWC_KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no acks=all "
+                "write could succeed")
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and
                                               self.kafka_sasl_password):
             raise ValueError("BWC_KAFKA_SASL_MECHANISM needs BWC_KAFKA_SASL_USERNAME and "

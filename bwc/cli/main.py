@@ -3,6 +3,7 @@
     bwc token --role reviewer --sub alice
     bwc upload FILE --device cam-01 --trigger-reason "..." --announced
     bwc schemas --out docs/events
+    bwc migrate --service ingest --service catalog ...
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from bwc import dev_issuer
 from bwc.auth import Role
+from bwc.cli import migrate
 from bwc.events import EVENT_DATA_MODELS, CloudEvent
 
 
@@ -124,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = sub.add_parser("schemas", help="export the event JSON Schemas")
     schemas.add_argument("--out", default="docs/events")
     schemas.set_defaults(func=_schemas)
+
+    migrate.add_parser(sub)
     return parser
 
 

