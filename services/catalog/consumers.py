@@ -7,6 +7,7 @@ import asyncpg
 
 from bwc.consumer import EventConsumer, Handler
 from bwc.db import Connection
+from bwc.deadline import deletion_deadline
 from bwc.events import CloudEvent, EventType, RecordingIngestedV1, Topic
 from services.catalog import repository as repo
 from services.catalog.config import CatalogSettings
@@ -16,8 +17,10 @@ def handlers(settings: CatalogSettings) -> dict[str, Handler]:
     async def on_ingested(conn: Connection, event: CloudEvent) -> None:
         data = event.parsed_data()
         assert isinstance(data, RecordingIngestedV1)
-        # R2: never later than this deployment's own retention period allows.
-        delete_after = min(data.delete_after, data.recorded_at + settings.retention_period)
+        # R2: never later than this deployment's own retention period allows. "now" is the
+        # upload time from the event, so a replay of the topic gives the same deadline.
+        delete_after = min(data.delete_after, deletion_deadline(
+            data.recorded_at, retention_period=settings.retention_period, now=data.uploaded_at))
         await repo.upsert_ingested(conn, data, delete_after=delete_after)
 
     return {EventType.RECORDING_INGESTED.value: on_ingested}
