@@ -16,6 +16,7 @@ Every service that reads a topic runs an ``EventConsumer`` under the supervisor:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -106,6 +107,9 @@ class EventConsumer:
                     await _commit(consumer, {tp: applied.pop(tp)})
         finally:
             CONNECTED.set(0)
+            if applied:  # stopped mid-batch (shutdown): keep what was applied
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(_commit(consumer, dict(applied)), timeout=5)
             await consumer.stop()
 
     # -- one message --------------------------------------------------------------------------

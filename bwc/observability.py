@@ -52,7 +52,10 @@ def install_request_middleware(app: FastAPI) -> None:
         return response
 
 
-def operations_router(checks: dict[str, ReadinessCheck], supervisor: Supervisor) -> APIRouter:
+def operations_router(
+    checks: dict[str, ReadinessCheck], supervisor: Supervisor,
+    shutting_down: asyncio.Event | None = None,
+) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness (no auth)")
@@ -74,7 +77,8 @@ def operations_router(checks: dict[str, ReadinessCheck], supervisor: Supervisor)
         report = dict(zip(names, results, strict=True))
         failing = [n for n in names if checks[n].required and report[n] != "ok"]
         crashed = supervisor.crashed()
-        ready = not failing and not crashed
+        stopping = shutting_down is not None and shutting_down.is_set()
+        ready = not failing and not crashed and not stopping
         body: dict[str, object] = {
             "status": "ready" if ready else "not ready", "checks": report,
             "required": [n for n in names if checks[n].required],
@@ -82,7 +86,8 @@ def operations_router(checks: dict[str, ReadinessCheck], supervisor: Supervisor)
         }
         if not ready:
             body["reasons"] = ([f"check {n} failed" for n in failing]
-                               + [f"task {t} crashed" for t in crashed])
+                               + [f"task {t} crashed" for t in crashed]
+                               + (["shutting down"] if stopping else []))
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics (no auth)")

@@ -45,13 +45,15 @@ def build_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.supervisor = Supervisor()
+    #: Set on SIGTERM by ``bwc.serve``: readiness fails, long requests wind down.
+    app.state.shutting_down = asyncio.Event()
     app.state.verifier = JwksVerifier(
         settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
     )
     install_problem_handlers(app)
     install_request_middleware(app)
     app.include_router(operations_router(_readiness_checks(app, settings, uses_object_store),
-                                         app.state.supervisor))
+                                         app.state.supervisor, app.state.shutting_down))
     for router in routers:
         app.include_router(router)
     return app

@@ -70,6 +70,12 @@ class CommonSettings(BaseSettings):
     retention_period: Duration = MAX_RETENTION_PERIOD
     clock_skew: Duration = timedelta(minutes=5)
 
+    #: Seconds between SIGTERM and closing the listener: /readyz answers 503 and uploads in
+    #: flight stop at their next piece, keeping what arrived (``bwc.serve``).
+    shutdown_drain: float = Field(default=2.0, ge=0, le=60)
+    #: Seconds uvicorn then waits for open requests before cutting them off.
+    shutdown_grace: float = Field(default=20.0, ge=1, le=600)
+
     @field_validator("retention_period")
     @classmethod
     def _retention_only_downwards(cls, value: timedelta) -> timedelta:

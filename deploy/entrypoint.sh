@@ -12,8 +12,7 @@ case "${BWC_SERVICE:-}" in
     exit 64 ;;
 esac
 
-# exec: uvicorn replaces the shell (PID 1 in the container) and receives SIGTERM directly.
+# exec: the server replaces the shell (PID 1 in the container) and receives SIGTERM directly;
+# bwc.serve drains (BWC_SHUTDOWN_DRAIN) and then waits for open requests (BWC_SHUTDOWN_GRACE).
 # Proxy headers are trusted from FORWARDED_ALLOW_IPS (uvicorn reads it; default 127.0.0.1).
-exec uvicorn "services.${BWC_SERVICE}.app:create_app" --factory \
-  --host 0.0.0.0 --port "${BWC_PORT:-$default_port}" \
-  --no-access-log --timeout-graceful-shutdown 20
+exec python -m bwc.serve "${BWC_SERVICE}" --host 0.0.0.0 --port "${BWC_PORT:-$default_port}"

@@ -39,9 +39,8 @@ def start_service(
     timeout: float = 60,
 ) -> Child:
     child = group.start(spec.label or spec.name, [
-        sys.executable, "-m", "uvicorn", f"services.{spec.name}.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(spec.port), "--no-access-log",
-        "--timeout-graceful-shutdown", "5",
+        sys.executable, "-m", "bwc.serve", spec.name, "--host", "127.0.0.1",
+        "--port", str(spec.port),
     ], env=env)
     if wait:
         wait_for_ready(child, spec, timeout=timeout)

@@ -54,7 +54,7 @@ class ChunkChecksum:
 
 
 class CutOff(Exception):
-    """The server ended the body: the sender was idle or too slow."""
+    """The server ended the body: the sender was idle or too slow, or the server stops."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
@@ -68,6 +68,8 @@ class TransferGuard:
     sender (time the server spends sending parts to S3 is not the sender's fault)."""
 
     idle_timeout: float
+    #: Set when the server shuts down: the body ends at the next piece (``bwc.serve``).
+    stop: asyncio.Event | None = None
     min_rate: int = 0
     grace: float = 0.0
     window: float = 30.0
@@ -77,6 +79,8 @@ class TransferGuard:
 
     async def read(self, pieces: AsyncIterator[bytes]) -> bytes:
         """The next piece; raises ``StopAsyncIteration`` at the end and ``CutOff``."""
+        if self.stop is not None and self.stop.is_set():
+            raise CutOff("shutdown", "this ingest instance is shutting down")
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.idle_timeout):

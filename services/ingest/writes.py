@@ -115,8 +115,13 @@ def closed(upload: Upload, reason: str | None = None) -> Problem:
                    headers=tus_headers(**{"Bwc-Upload-Reason": _header_safe(why)}))
 
 
-def guard_for(settings: IngestSettings) -> TransferGuard:
+CUT_OFF_TITLES = {"slow": "Transfer too slow", "idle": "Body stalled",
+                  "shutdown": "Server shutting down"}
+
+
+def guard_for(settings: IngestSettings, request: Request) -> TransferGuard:
     return TransferGuard(idle_timeout=settings.ingest_body_idle_timeout,
+                         stop=request.app.state.shutting_down,
                          min_rate=settings.ingest_min_rate, grace=settings.ingest_min_rate_grace,
                          window=settings.ingest_min_rate_window)
 
@@ -156,7 +161,8 @@ async def append(
         request.stream(), store=store, object_key=upload.object_key,
         s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
         tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-        remaining=upload.length - upload.offset, checksum=checksum, guard=guard_for(settings))
+        remaining=upload.length - upload.offset, checksum=checksum,
+        guard=guard_for(settings, request))
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
@@ -182,7 +188,7 @@ async def append(
         await tails.discard(store, upload.tail_key, upload.tail_version)
     if result.cut_off is not None:
         WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
-        raise Problem(503, "Transfer too slow" if result.cut_off.kind == "slow" else "Body stalled",
+        raise Problem(503, CUT_OFF_TITLES[result.cut_off.kind],
                       f"{result.cut_off.detail}; the request was ended and the "
                       f"{result.received} bytes that arrived are kept: resume at Upload-Offset "
                       f"{new_offset if new_offset < upload.length else upload.offset}",
@@ -206,7 +212,7 @@ async def rejoin(
     has re-sent up to the end, the completion is finished under this request's lock and the
     device gets its real outcome, never a premature success."""
     received, complete = await drain(request.stream(), remaining=upload.length - upload.offset,
-                                     checksum=checksum, guard=guard_for(settings))
+                                     checksum=checksum, guard=guard_for(settings, request))
     if checksum is not None and (not complete or not checksum.matches()):
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "

@@ -108,12 +108,13 @@ async def test_invalid_data_and_unknown_types_are_parked_and_do_not_block(
 async def test_poison_message_is_parked_and_the_events_behind_it_are_applied(
     stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
-    """Issue 5, defect 5: a handler that fails on a message (here: a recording made in the year
-    9999, whose deadline overflows) is retried, then parked; it no longer restarts the consumer
-    forever, and the valid event behind it in the same partition is applied."""
+    """Issue 5, defect 5: a handler that fails on a message (here: a recording made at the end
+    of the year 9999, whose deadline overflows) is retried, then parked; it no longer restarts
+    the consumer forever, and the valid event behind it in the same partition is applied."""
     marker = uuid.uuid4().hex
     poison = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
-    poison.data["recorded_at"] = "9999-12-31T23:59:59-12:00"
+    poison.data["recorded_at"] = "9999-12-25T00:00:00+00:00"
+    poison.data["uploaded_at"] = "9999-12-31T00:00:00+00:00"
     naive = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
     naive.data["recorded_at"] = "2026-11-24T10:00:00"  # no time zone
     good = _event(uuid.uuid4(), delete_after=datetime.now(UTC) + timedelta(days=1))
