@@ -23,6 +23,7 @@ from bwc.auth import JwksVerifier
 from bwc.db import create_pool, migrate
 from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
 from bwc.problems import install_problem_handlers
+from bwc.routing import install_routing
 from bwc.s3 import ObjectStore, make_client
 from bwc.settings import CommonSettings
 
@@ -50,6 +51,7 @@ def build_app(
     app.include_router(operations_router(_readiness_checks(app, settings, uses_object_store)))
     for router in routers:
         app.include_router(router)
+    install_routing(app)
     return app
 
 
