@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from bwc.auth import Role, check_roles, current_principal
 from bwc.problems import PROBLEM_JSON
@@ -109,7 +109,8 @@ def api_router(**kwargs: Any) -> APIRouter:
 def install_routing(app: FastAPI) -> None:
     """Refuse to start with an authenticated route that would parse its body first, and put
     the ``Problem`` schema the declared responses refer to into the OpenAPI document."""
-    for route in app.routes:
+    for context in iter_route_contexts(app.router.routes):
+        route = context.original_route
         if (isinstance(route, APIRoute) and not isinstance(route, RoleAwareRoute)
                 and _auth_of(route.dependant) is not None):
             raise RuntimeError(f"{route.path} needs a token but is not a RoleAwareRoute; "
