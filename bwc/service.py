@@ -44,7 +44,8 @@ def build_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.verifier = JwksVerifier(
-        settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
+        settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience,
+        leeway=settings.auth_leeway.total_seconds(),
     )
     install_problem_handlers(app)
     install_request_middleware(app)

@@ -58,9 +58,19 @@ class CommonSettings(BaseSettings):
     auth_jwks_url: str = "file://var/dev-issuer/jwks.json"
     auth_issuer: str = "bwc-dev-issuer"
     auth_audience: str = "bwc"
+    #: Clock skew allowed between the IdP and this service on ``exp``/``nbf``/``iat``.
+    auth_leeway: Duration = timedelta(seconds=30)
 
     retention_period: Duration = MAX_RETENTION_PERIOD
     clock_skew: Duration = timedelta(minutes=5)
+
+    @field_validator("auth_leeway")
+    @classmethod
+    def _small_leeway(cls, value: timedelta) -> timedelta:
+        # A large leeway would keep expired tokens valid; minutes of skew mean a broken clock.
+        if not timedelta(0) <= value <= timedelta(minutes=5):
+            raise ValueError("BWC_AUTH_LEEWAY must be between 0 and 5 minutes")
+        return value
 
     @field_validator("retention_period")
     @classmethod
