@@ -10,7 +10,6 @@ the known keys only. Text values are checked by the shared types of ``bwc.text``
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from datetime import datetime, timedelta
 
@@ -89,7 +88,7 @@ def parse_header(header: str | None) -> dict[str, str]:
             continue
         try:
             values[key] = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or a non-ASCII value
             raise invalid(key, "value is not base64-encoded UTF-8") from None
     return values
 

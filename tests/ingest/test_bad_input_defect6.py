@@ -84,6 +84,17 @@ async def test_defect6_oversized_upload_offset_is_400(
     _assert_problem(response, 400, "Upload-Offset must be at most")
 
 
+async def test_defect6_non_ascii_metadata_value_is_400(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    """Found by the tus fuzz (``test_tus_fuzz.py``): base64 cannot hold "ä"; it was a 500."""
+    header = encode_metadata(recording_metadata(device.device_id)) + ",location 51,7ä"
+    response = await http.post(f"{stack.url('ingest')}/files/", headers={
+        **auth(device.token), **TUS, "Upload-Length": "10",
+        "Upload-Metadata": header.encode()})  # type: ignore[dict-item]
+    _assert_problem(response, 400, "'location': value is not base64")
+
+
 async def test_defect6_huge_metadata_with_unknown_keys_is_400(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from bwc.devstack.stack import Stack
-from tests.fixtures.clients import TUS, auth, mint, recording_metadata
+from tests.fixtures.clients import TUS, auth, encode_metadata, mint, recording_metadata
 from tests.fixtures.fuzz import FUZZ_EXAMPLES, SEED
 
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
@@ -37,7 +37,8 @@ integers = st.one_of(
 metadata_values = st.one_of(
     st.text(max_size=60),  # any Unicode, NUL and bidi controls included
     st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "video/mp4\n",
-                     "true", "false", "TRUE", "", "51.2,7.1", "nan,nan", "91,0", "a" * 3000]),
+                     "true", "false", "TRUE", "", "51.2,7.1", "nan,nan", "91,0", "a" * 3000,
+                     "a\x00b", "evil\u202egnp.mp4", "line\nbreak", "\u2066x\u2069"]),
 )
 
 
@@ -52,13 +53,15 @@ def _encoded(value: str | bytes, mode: str) -> str:
 
 @st.composite
 def metadata_headers(draw: Any, device_id: str) -> str:
-    """A mostly valid Upload-Metadata with some values replaced, keys added or mis-encoded."""
+    """A valid Upload-Metadata with one or two values replaced, added or mis-encoded: one fault
+    at a time gets past the checks before it, where a pile of faults would stop at the first."""
     meta: dict[str, str | bytes] = dict(recording_metadata(device_id))
     keys = [*sorted(meta), "officer_id", "ended_at", "location", "sha256", "x-extra"]
-    for key in draw(st.lists(st.sampled_from(keys), max_size=4)):
-        meta[key] = draw(st.one_of(metadata_values, st.binary(max_size=20)))
-    pairs = [f"{k} {_encoded(v, draw(st.sampled_from(['base64', 'base64', 'urlsafe', 'raw'])))}"
-             for k, v in meta.items()]
+    encodings: dict[str, str] = {}
+    for key in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=2)):
+        meta[key] = draw(st.one_of(metadata_values, metadata_values, st.binary(max_size=20)))
+        encodings[key] = draw(st.sampled_from(["base64"] * 8 + ["urlsafe", "raw"]))
+    pairs = [f"{k} {_encoded(v, encodings.get(k, 'base64'))}" for k, v in meta.items()]
     header = ",".join(draw(st.permutations(pairs)))
     return header.encode("latin-1", "replace").decode("latin-1")
 
@@ -96,15 +99,23 @@ def test_tus_fuzz_creation(stack: Stack, fuzz_device: tuple[str, dict[str, str]]
     files = f"{stack.url('ingest')}/files/"
 
     @seed(SEED)
-    @FUZZ
-    @given(length=integers, metadata=metadata_headers(device_id),
-           version=st.sampled_from(["1.0.0", "1.0.0", "1.0.0", "0.2.2", ""]),
-           defer=st.sampled_from([None, "1", "0"]))
-    def create(length: str, metadata: str, version: str, defer: str | None) -> None:
-        headers = {**token, "Tus-Resumable": version, "Upload-Length": length,
-                   "Upload-Metadata": metadata}
-        if defer is not None:
+    @settings(FUZZ, max_examples=4 * FUZZ_EXAMPLES)  # one cheap request per example
+    @given(fault=st.sampled_from(["length", "version", "defer", "metadata", "metadata"]),
+           length=integers, metadata=metadata_headers(device_id),
+           version=st.sampled_from(["0.2.2", "", "1.0", "1.0.0 "]),
+           defer=st.sampled_from(["1", "0", ""]))
+    def create(fault: str, length: str, metadata: str, version: str, defer: str) -> None:
+        """One fault per request, the rest valid, so each fault meets the check it tests."""
+        headers = {**token, **TUS, "Upload-Length": "100", "Upload-Metadata": encode_metadata(
+            recording_metadata(device_id))}
+        if fault == "length":
+            headers["Upload-Length"] = length
+        elif fault == "version":
+            headers["Tus-Resumable"] = version
+        elif fault == "defer":
             headers["Upload-Defer-Length"] = defer
+        else:
+            headers["Upload-Metadata"] = metadata
         response = _send("POST", files, headers=headers)
         _assert_sane(response)
         if response is not None and response.status_code == 201:

@@ -134,9 +134,9 @@ async def test_defect7_verification_does_not_wait_for_a_slow_refresh(tmp_path: P
     token = dev_issuer.mint(role="reviewer", sub="rita", directory=tmp_path)
     idp = SlowJwks(jwks)
     async with idp as url:
-        verifier = _http_verifier(url, max_age=0.2, max_stale=3600)
+        verifier = _http_verifier(url, max_age=0.5)  # keys usable while younger than 1 s
         assert (await verifier.verify(token)).sub == "rita"
-        await asyncio.sleep(0.3)  # the keys are now due for a refresh
+        await asyncio.sleep(0.6)  # the keys are now due for a refresh
         idp.delay = 3.0  # and the IdP has become slow
         started = time.monotonic()
         results = await asyncio.gather(*(verifier.verify(token) for _ in range(20)))
