@@ -90,7 +90,8 @@ def operations_router(
                                + (["shutting down"] if stopping else []))
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics (no auth)")
+    @router.get("/metrics", summary="Prometheus metrics (no auth)", response_class=Response,
+                responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

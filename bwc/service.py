@@ -25,6 +25,7 @@ from bwc.kafka import ensure_topics, make_producer
 from bwc.observability import ReadinessCheck, install_request_middleware, operations_router
 from bwc.outbox import OutboxRelay
 from bwc.problems import install_problem_handlers
+from bwc.routing import install_routing
 from bwc.s3 import ObjectStore, make_client
 from bwc.settings import CommonSettings
 from bwc.supervisor import Supervisor, TaskFn
@@ -48,7 +49,8 @@ def build_app(
     #: Set on SIGTERM by ``bwc.serve``: readiness fails, long requests wind down.
     app.state.shutting_down = asyncio.Event()
     app.state.verifier = JwksVerifier(
-        settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience
+        settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience,
+        leeway=settings.auth_leeway.total_seconds(),
     )
     install_problem_handlers(app)
     install_request_middleware(app)
@@ -56,6 +58,7 @@ def build_app(
                                          app.state.supervisor, app.state.shutting_down))
     for router in routers:
         app.include_router(router)
+    install_routing(app)
     return app
 
 

@@ -66,6 +66,8 @@ class CommonSettings(BaseSettings):
     auth_jwks_url: str = "file://var/dev-issuer/jwks.json"
     auth_issuer: str = "bwc-dev-issuer"
     auth_audience: str = "bwc"
+    #: Clock skew allowed between the IdP and this service on ``exp``/``nbf``/``iat``.
+    auth_leeway: Duration = timedelta(seconds=30)
 
     retention_period: Duration = MAX_RETENTION_PERIOD
     clock_skew: Duration = timedelta(minutes=5)
@@ -75,6 +77,14 @@ class CommonSettings(BaseSettings):
     shutdown_drain: float = Field(default=2.0, ge=0, le=60)
     #: Seconds uvicorn then waits for open requests before cutting them off.
     shutdown_grace: float = Field(default=20.0, ge=1, le=600)
+
+    @field_validator("auth_leeway")
+    @classmethod
+    def _small_leeway(cls, value: timedelta) -> timedelta:
+        # A large leeway would keep expired tokens valid; minutes of skew mean a broken clock.
+        if not timedelta(0) <= value <= timedelta(minutes=5):
+            raise ValueError("BWC_AUTH_LEEWAY must be between 0 and 5 minutes")
+        return value
 
     @field_validator("retention_period")
     @classmethod

@@ -14,15 +14,21 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import asyncpg
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import Query
+from pydantic import BaseModel, Field
 
 from bwc.auth import Principal, Role
+from bwc.instants import UtcDatetime, to_utc
 from bwc.problems import Problem
+from bwc.routing import api_router, problem_responses
+from bwc.text import Identifier
 from services.catalog import repository as repo
 from services.catalog.deps import PoolDep, RecordingReaderDep
 
-router = APIRouter(prefix="/api/v1/recordings", tags=["recordings"])
+router = api_router(prefix="/api/v1/recordings", tags=["recordings"])
+
+#: What ``_encode_cursor`` produces: unpadded URL-safe base64 of a short JSON array.
+Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 Status = Literal["pending_review", "reviewed", "held", "released", "deleted"]
 
@@ -74,7 +80,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         recorded_at, rec_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(recorded_at), uuid.UUID(rec_id)
+        return to_utc(datetime.fromisoformat(recorded_at)), uuid.UUID(rec_id)
     except (binascii.Error, ValueError, TypeError):
         raise Problem(400, "Invalid cursor",
                       "cursor must be the next_cursor of a previous page") from None
@@ -88,23 +94,20 @@ def _officer_only(principal: Principal) -> bool:
 async def list_recordings(
     principal: RecordingReaderDep,
     pool: PoolDep,
-    device_id: str | None = None,
-    officer_id: str | None = None,
+    device_id: Identifier | None = None,
+    officer_id: Identifier | None = None,
     status: Status | None = None,
-    recorded_from: Annotated[datetime | None, Query(description="inclusive")] = None,
-    recorded_to: Annotated[datetime | None, Query(description="exclusive")] = None,
+    recorded_from: Annotated[UtcDatetime | None, Query(description="inclusive")] = None,
+    recorded_to: Annotated[UtcDatetime | None, Query(description="exclusive")] = None,
     in_home: bool | None = None,
     announced: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[Cursor | None, Query(description="next_cursor of the previous page")] = None,
 ) -> RecordingPage:
     if _officer_only(principal):
         if officer_id not in (None, principal.sub):
             raise Problem(403, "Forbidden", "an officer may list only their own recordings")
         officer_id = principal.sub
-    for name, value in (("recorded_from", recorded_from), ("recorded_to", recorded_to)):
-        if value is not None and value.tzinfo is None:
-            raise Problem(400, "Invalid request", f"{name}: needs a time zone (RFC 3339)")
     flt = repo.RecordingFilter(device_id=device_id, officer_id=officer_id, status=status,
                                recorded_from=recorded_from, recorded_to=recorded_to,
                                in_home=in_home, announced=announced)
@@ -117,7 +120,8 @@ async def list_recordings(
 
 
 @router.get("/{recording_id}",
-            summary="One recording's metadata (roles: reviewer, supervisor; officer: own only)")
+            summary="One recording's metadata (roles: reviewer, supervisor; officer: own only)",
+            responses=problem_responses(404))
 async def get_recording(
     recording_id: uuid.UUID, principal: RecordingReaderDep, pool: PoolDep
 ) -> Recording:

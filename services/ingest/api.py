@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, Field
 
 from bwc.problems import Problem
+from bwc.routing import api_router, problem_responses
+from bwc.text import IDENTIFIER, Identifier, ShortText
 from services.ingest import repository as repo
 from services.ingest.deps import AdminDep, PoolDep
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+router = api_router(prefix="/api/v1/devices", tags=["devices"])
 
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _device_id(value: str) -> str:
+    if _DEVICE_ID.fullmatch(value) is None:
+        raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+                         "or digit")
+    return IDENTIFIER.check(value)
+
+
+#: A device's token subject. fullmatch: a pattern with ``$`` would let "cam-1\n" through.
+DeviceId = Annotated[str, Field(min_length=1, max_length=64,
+                                json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"}),
+                     AfterValidator(_device_id)]
 
 
 class DeviceIn(BaseModel):
-    device_id: str = Field(pattern=DEVICE_ID_PATTERN, description="the token subject of the device")
-    model: str | None = Field(default=None, max_length=200)
-    officer_id: str | None = Field(default=None, max_length=200)
+    device_id: DeviceId = Field(description="the token subject of the device")
+    model: ShortText | None = None
+    officer_id: Identifier | None = None
 
 
 class DevicePatch(BaseModel):
-    model: str | None = Field(default=None, max_length=200)
-    officer_id: str | None = Field(default=None, max_length=200)
+    model: ShortText | None = None
+    officer_id: Identifier | None = None
     enabled: bool | None = None
 
 
@@ -49,7 +65,8 @@ def _out(row: asyncpg.Record) -> DeviceOut:
     return DeviceOut(**dict(row))
 
 
-@router.post("", status_code=201, summary="Register a device (role: admin)")
+@router.post("", status_code=201, summary="Register a device (role: admin)",
+             responses=problem_responses(409))
 async def register_device(body: DeviceIn, admin: AdminDep, pool: PoolDep) -> DeviceOut:
     async with pool.acquire() as conn:
         row = await repo.insert_device(conn, device_id=body.device_id, model=body.model,
@@ -64,7 +81,8 @@ async def list_devices(
     _admin: AdminDep,
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[DeviceId | None,
+                      Query(description="next_cursor of the previous page")] = None,
 ) -> DevicePage:
     async with pool.acquire() as conn:
         rows = await repo.list_devices(conn, after=cursor, limit=limit + 1)
@@ -72,8 +90,11 @@ async def list_devices(
     return DevicePage(items=items, next_cursor=items[-1].device_id if len(rows) > limit else None)
 
 
-@router.get("/{device_id}", summary="One device (role: admin)")
-async def get_device(device_id: str, _admin: AdminDep, pool: PoolDep) -> DeviceOut:
+DevicePath = Annotated[DeviceId, Path()]
+
+
+@router.get("/{device_id}", summary="One device (role: admin)", responses=problem_responses(404))
+async def get_device(device_id: DevicePath, _admin: AdminDep, pool: PoolDep) -> DeviceOut:
     async with pool.acquire() as conn:
         row = await repo.get_device(conn, device_id)
     if row is None:
@@ -81,9 +102,10 @@ async def get_device(device_id: str, _admin: AdminDep, pool: PoolDep) -> DeviceO
     return _out(row)
 
 
-@router.patch("/{device_id}", summary="Change or disable a device (role: admin)")
+@router.patch("/{device_id}", summary="Change or disable a device (role: admin)",
+              responses=problem_responses(404))
 async def update_device(
-    device_id: str, body: DevicePatch, _admin: AdminDep, pool: PoolDep
+    device_id: DevicePath, body: DevicePatch, _admin: AdminDep, pool: PoolDep
 ) -> DeviceOut:
     async with pool.acquire() as conn:
         row = await repo.update_device(conn, device_id, changes=body.model_dump(exclude_unset=True))

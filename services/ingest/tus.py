@@ -11,17 +11,18 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from bwc.auth import Principal
 from bwc.deadline import deletion_deadline
 from bwc.problems import Problem
+from bwc.routing import api_router, problem_responses
 from services.ingest import repository as repo
 from services.ingest.chunks import CHECKSUM_ALGORITHMS, ChunkChecksum
 from services.ingest.completion import expiry_from, expiry_reason, reject
 from services.ingest.creation import create_multipart_upload
 from services.ingest.deps import DeviceDep, PoolDep, SettingsDep, StoreDep
-from services.ingest.metadata import parse_header, validate
+from services.ingest.metadata import encode_header, parse_header, validate
 from services.ingest.protocol import (
     EXTENSIONS,
     OFFSET_CONTENT_TYPE,
@@ -30,12 +31,13 @@ from services.ingest.protocol import (
     parse_int_header,
     require_tus_version,
     tus_headers,
+    tus_openapi,
 )
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
 from services.ingest.writes import append, closed, device_write, locked_upload, write_slot
 
-router = APIRouter(prefix="/files", tags=["tus"])
+router = api_router(prefix="/files", tags=["tus"])
 
 
 async def _load_own_upload(pool: PoolDep, upload_id: uuid.UUID, device: Principal) -> Upload:
@@ -70,7 +72,12 @@ async def options(settings: SettingsDep) -> Response:
            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)}))
 
 
-@router.post("/", status_code=201, summary="Create an upload (role: device)")
+@router.post("/", status_code=201, summary="Create an upload (role: device)",
+             responses={201: {"description": "Created; Location names the upload",
+                              "headers": {"Location": {"schema": {"type": "string"}}}},
+                        **problem_responses(400, 412, 413, 422)},
+             openapi_extra=tus_openapi("Tus-Resumable", "Upload-Length", "Upload-Metadata",
+                                       "Upload-Defer-Length"))
 async def create_upload(
     request: Request, device: DeviceDep, pool: PoolDep, store: StoreDep, settings: SettingsDep
 ) -> Response:
@@ -79,17 +86,14 @@ async def create_upload(
         raise Problem(400, "Deferred length not supported",
                       "send Upload-Length; creation-defer-length is not offered",
                       headers=tus_headers())
-    length = parse_int_header(request, "Upload-Length")
+    length = parse_int_header(request, "Upload-Length", maximum=settings.ingest_max_upload_size)
     if length == 0:
         raise Problem(400, "Empty upload", "Upload-Length must be greater than 0",
                       headers=tus_headers())
-    if length > settings.ingest_max_upload_size:
-        raise Problem(413, "Upload too large",
-                      f"Upload-Length {length} exceeds Tus-Max-Size "
-                      f"{settings.ingest_max_upload_size}", headers=tus_headers())
-    header = request.headers.get("upload-metadata", "")
+    values = parse_header(request.headers.get("upload-metadata"))
+    header = encode_header(values)  # unknown keys are not stored
     now = datetime.now(UTC)
-    meta = validate(parse_header(header), now=now, retention_period=settings.retention_period,
+    meta = validate(values, now=now, retention_period=settings.retention_period,
                     clock_skew=settings.clock_skew)
     if meta.device_id != device.sub:
         raise Problem(403, "Wrong device",
@@ -115,13 +119,15 @@ async def create_upload(
         Location=location, **{"Upload-Expires": http_date(expires_at)}))
 
 
-@router.head("/{upload_id}", name="head_upload", summary="Upload offset (role: device)")
+@router.head("/{upload_id}", name="head_upload", summary="Upload offset (role: device)",
+             responses=problem_responses(404, 410, 412), openapi_extra=tus_openapi("Tus-Resumable"))
 async def head_upload(
     upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep
 ) -> Response:
     require_tus_version(request)
-    upload = await _load_own_upload(pool, upload_id, device)
+    # The device first: an unregistered device learns 403, not whether an upload exists.
     await _ensure_device_allowed(pool, device.sub)
+    upload = await _load_own_upload(pool, upload_id, device)
     if upload.state.closed:
         raise closed(upload)
     if upload.state == UploadState.RECEIVING and (
@@ -141,7 +147,11 @@ async def head_upload(
     return Response(status_code=200, headers=headers)
 
 
-@router.patch("/{upload_id}", summary="Append bytes at Upload-Offset (role: device)")
+@router.patch("/{upload_id}", summary="Append bytes at Upload-Offset (role: device)",
+              status_code=204,
+              responses=problem_responses(404, 409, 410, 412, 413, 415, 422, 423, 429, 460),
+              openapi_extra=tus_openapi("Tus-Resumable", "Upload-Offset", "Upload-Checksum",
+                                        body=True))
 async def patch_upload(
     upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep, store: StoreDep,
     settings: SettingsDep,
@@ -160,7 +170,9 @@ async def patch_upload(
         return await append(conn, upload_id, offset, checksum, request, store, settings)
 
 
-@router.delete("/{upload_id}", status_code=204, summary="Terminate an upload (role: device)")
+@router.delete("/{upload_id}", status_code=204, summary="Terminate an upload (role: device)",
+               responses=problem_responses(404, 409, 410, 412, 423),
+               openapi_extra=tus_openapi("Tus-Resumable"))
 async def terminate_upload(
     upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep, store: StoreDep,
 ) -> Response:

@@ -225,11 +225,11 @@ async def test_missing_or_forged_token_is_401(
 async def test_another_devices_upload_is_not_found(
     stack: Stack, http: httpx.AsyncClient, device: Device
 ) -> None:
-    from tests.fixtures.clients import mint
+    from tests.fixtures.clients import register_device
 
     url = await new_upload(http, stack, device, 10)
-    other = mint(stack, "device", "cam-other")
-    response = await http.head(url, headers={**auth(other), **TUS})
+    other = await register_device(stack, http)
+    response = await http.head(url, headers={**auth(other.token), **TUS})
     assert response.status_code == 404
 
 

@@ -1,0 +1,92 @@
+"""The free-text types every API field, query and path parameter and tus metadata value uses.
+
+Text from a client reaches Postgres (which refuses NUL: a 500 before these types), S3 headers
+and people's screens. Three kinds cover what the fields need:
+
+- ``Identifier``: ids of devices, officers, token subjects: no whitespace at all;
+- ``ShortText``: one line shown to people (a device model, a file name);
+- ``LongText``: several lines shown to people (a trigger reason); tab and newline allowed.
+
+All three refuse other control characters (C0, DEL, C1), lone surrogates (not encodable as
+UTF-8) and the bidi overrides and isolates (U+202A to U+202E, U+2066 to U+2069) and marks, which
+make a file name or a reason read differently on screen than it is stored ("Trojan Source").
+Patterns are always applied with ``fullmatch``: ``$`` would match before a trailing newline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+# Code point ranges no free-text field needs. Tab and newline are allowed back for LongText.
+_FORBIDDEN_RANGES = (
+    (0x00, 0x1F), (0x7F, 0x9F),  # C0 controls, DEL, C1 controls
+    (0x061C, 0x061C), (0x200E, 0x200F),  # bidi marks
+    (0x202A, 0x202E), (0x2066, 0x2069),  # bidi embeddings, overrides, isolates
+    (0xD800, 0xDFFF),  # lone surrogates: valid in a Python str, not in UTF-8
+)
+
+
+def _char_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """``\\uXXXX-\\uYYYY`` ranges: Python's ``re`` and ECMA-262 (OpenAPI) both read them."""
+    return "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in ranges)
+
+
+_FORBIDDEN = _char_class(_FORBIDDEN_RANGES)
+
+
+@dataclass(frozen=True)
+class TextKind:
+    """One kind of free text: which characters it allows and how long it may be."""
+
+    name: str
+    max_length: int
+    allow: str = ""  # forbidden characters this kind still needs (tab, newline)
+    no_whitespace: bool = False
+
+    @property
+    def _body(self) -> str:
+        forbidden = _FORBIDDEN + (r"\s" if self.no_whitespace else "")
+        if self.allow:
+            # No set subtraction in either dialect: allowed extras are an alternative.
+            allowed = "".join(f"\\u{ord(c):04x}" for c in self.allow)
+            return f"(?:[{allowed}]|[^{forbidden}])"
+        return f"[^{forbidden}]"
+
+    def check(self, value: str) -> str:
+        """``value`` if it is this kind of text; ``ValueError`` naming what is wrong."""
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters")
+        if re.fullmatch(f"{self._body}*", value) is None:
+            for char in value:
+                if char not in self.allow and any(lo <= ord(char) <= hi
+                                                  for lo, hi in _FORBIDDEN_RANGES):
+                    raise ValueError(f"contains the control or bidi character U+{ord(char):04X}")
+            raise ValueError("must not contain whitespace")
+        return value
+
+    @property
+    def json_pattern(self) -> str:
+        """The same rule in the OpenAPI schema. ECMA-262 has no ``\\A``/``\\Z``; there ``^`` and
+        ``$`` anchor the whole value (Python's ``$`` would also match before a final newline,
+        which is why Python code here uses ``fullmatch``)."""
+        return f"^{self._body}*$"
+
+    def annotated(self) -> object:
+        """Constraints for ``Annotated[str, ...]``, documented in the OpenAPI schema."""
+        return Field(min_length=1, max_length=self.max_length,
+                     json_schema_extra={"pattern": self.json_pattern})
+
+
+IDENTIFIER = TextKind("identifier", 200, no_whitespace=True)
+SHORT_TEXT = TextKind("short text", 255)
+LONG_TEXT = TextKind("long text", 2000, allow="\t\n")
+
+Identifier = Annotated[str, IDENTIFIER.annotated(), AfterValidator(IDENTIFIER.check)]
+ShortText = Annotated[str, SHORT_TEXT.annotated(), AfterValidator(SHORT_TEXT.check)]
+LongText = Annotated[str, LONG_TEXT.annotated(), AfterValidator(LONG_TEXT.check)]
