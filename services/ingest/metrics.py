@@ -20,7 +20,7 @@ CLEANUP_FAILURES = Counter(
     "Removal steps (abort multipart, delete object versions, delete tails) that failed", ["step"])
 WRITES_CUT_OFF = Counter(
     "bwc_ingest_writes_cut_off_total",
-    "PATCH bodies ended by the server (idle sender, transfer below the minimum rate)",
+    "PATCH bodies ended by the server (idle sender, transfer below the minimum rate, shutdown)",
     ["reason"])
 WRITES_REFUSED = Counter(
     "bwc_ingest_writes_refused_total",

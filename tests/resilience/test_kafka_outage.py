@@ -37,6 +37,12 @@ async def test_upload_during_broker_outage_arrives_late(
             "SELECT count(*) FROM ingest.outbox WHERE key = $1 AND published_at IS NULL",
             recording_id)
         assert pending == 1
+        # Issue 11, item 4: the broker decides no service's readiness. Ingest accepts uploads
+        # (the outbox keeps the events) and the catalogue serves reads; Kafka is reported.
+        for service in ("ingest", "catalog"):
+            ready = await http.get(f"{stack.url(service)}/readyz")
+            assert ready.status_code == 200, (service, ready.text)
+            assert ready.json()["checks"]["kafka"].startswith("error"), ready.text
     finally:
         # The embedded broker keeps nothing across restarts (memory storage): the topic is
         # re-created by the services, the event comes from the outbox.
