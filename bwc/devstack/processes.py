@@ -49,6 +49,11 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def terminate(self) -> None:
+        """Ask this child to stop (SIGTERM); ``stop`` waits for it."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10) -> None:
         """Stop this child (and only it): SIGTERM, then SIGKILL."""
         if not self.alive():

@@ -131,5 +131,10 @@ class Stack:
             self.group.children.remove(child)
 
     def stop(self) -> None:
+        # The services first and together (each drains for BWC_SHUTDOWN_DRAIN seconds), while
+        # the broker and S3 are still there for their last commits; then the infrastructure.
+        for child in self.services.values():
+            child.terminate()
+        for name in list(self.services):
+            self.stop_service(name)
         self.group.stop_all()
-        self.services.clear()
