@@ -63,7 +63,8 @@ def operations_router(
         return {"status": "ok"}
 
     @router.get("/readyz", summary="Readiness: required dependencies reachable and no "
-                "background task crashed (no auth)")
+                "background task crashed (no auth)",
+                responses={503: {"description": "Not ready: the body's `reasons` say why"}})
     async def readyz() -> JSONResponse:
         async def run(check: ReadinessCheck) -> str:
             try:

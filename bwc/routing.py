@@ -43,6 +43,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 _REASONS = {460: "Checksum Mismatch (tus)"}
 
+#: The OpenAPI security scheme: an OIDC access token (a JWT) as a bearer token.
+BEARER = "bearer"
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+    "description": "An access token of the IdP (locally: `bwc token --role ROLE --sub NAME`)",
+}
+
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for problem+json answers with these statuses."""
@@ -83,6 +90,8 @@ class RoleAwareRoute(APIRoute):
         declared = [400] if _takes_input(self.dependant) else []
         if _auth_of(self.dependant) is not None:
             declared += [401, 403, 503]  # 503: the identity provider cannot be reached
+            # Swagger UI's "Authorize" and generated clients send the token from this.
+            self.openapi_extra = {**(self.openapi_extra or {}), "security": [{BEARER: []}]}
         for status, entry in problem_responses(*declared).items():
             self.responses.setdefault(status, entry)
 
@@ -108,7 +117,8 @@ def api_router(**kwargs: Any) -> APIRouter:
 
 def install_routing(app: FastAPI) -> None:
     """Refuse to start with an authenticated route that would parse its body first, and put
-    the ``Problem`` schema the declared responses refer to into the OpenAPI document."""
+    the ``Problem`` schema and the bearer security scheme the routes refer to into the OpenAPI
+    document."""
     for context in iter_route_contexts(app.router.routes):
         route = context.original_route
         if (isinstance(route, APIRoute) and not isinstance(route, RoleAwareRoute)
@@ -119,7 +129,9 @@ def install_routing(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         spec = generate()
-        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        components = spec.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        components.setdefault("securitySchemes", {})[BEARER] = BEARER_SCHEME
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

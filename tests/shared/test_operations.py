@@ -41,3 +41,17 @@ async def test_every_api_operation_states_its_role(
         for method, operation in operations.items():
             summary = operation.get("summary", "")
             assert "role" in summary or "no auth" in summary, f"{method} {path}: {summary!r}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_authenticated_operations_declare_the_bearer_scheme(
+    stack: Stack, http: httpx.AsyncClient, service: str
+) -> None:
+    """Swagger UI's "Authorize" and generated clients learn from the document where the token
+    goes; open operations (tus discovery, operations endpoints) declare none."""
+    spec = (await http.get(f"{stack.url(service)}/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            open_operation = "no auth" in operation.get("summary", "")
+            assert ("security" in operation) != open_operation, f"{method} {path}"
