@@ -145,8 +145,9 @@ def test_monitoring_pages_only_on_overdue_deletions(render: Renderer, env: str) 
 
 @pytest.mark.parametrize("env", ["production", "staging"])
 def test_only_the_owners_write_the_topics(render: Renderer, env: str) -> None:
-    """KafkaUsers with SCRAM: only the outbox relays of the producing services write
-    recordings.v1 and audit.v1; nobody else (R7: the audit chain)."""
+    """KafkaUsers with SCRAM: only the bwc services' outbox relays write recordings.v1 (not the
+    catalogue) and audit.v1 (each service records the accesses it serves); no other identity
+    (R7: the audit chain)."""
     writers: dict[str, set[str]] = {}
     for user in render(f"infra/{env}").of_kind("KafkaUser"):
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -155,7 +156,7 @@ def test_only_the_owners_write_the_topics(render: Renderer, env: str) -> None:
                 assert acl["resource"]["patternType"] == "literal"
                 writers.setdefault(acl["resource"]["name"], set()).add(user["metadata"]["name"])
     assert writers == {"recordings.v1": {"bwc-ingest", "bwc-review", "bwc-retention"},
-                       "audit.v1": {"bwc-review", "bwc-retention"}}
+                       "audit.v1": {"bwc-ingest", "bwc-catalog", "bwc-review", "bwc-retention"}}
     [kafka] = render(f"infra/{env}").of_kind("Kafka")
     listeners = kafka["spec"]["kafka"]["listeners"]
     assert all(item["authentication"]["type"] == "scram-sha-512" and item["tls"]
