@@ -16,8 +16,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     key             text,
     value           bytea,
     error           text        NOT NULL,
-    received_at     timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (topic, kafka_partition, kafka_offset)
+    received_at     timestamptz NOT NULL DEFAULT now()
 );
 -- How often the handler was tried before the message was parked.
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 1;
+-- A message is the same message only if its bytes are too: offsets start again when a topic
+-- is recreated (or the embedded broker restarts), and a different message parked at a reused
+-- offset must be kept, not dropped as a duplicate. (The catalogue's first migration had a
+-- unique constraint on the offset alone.)
+ALTER TABLE dead_letters
+    DROP CONSTRAINT IF EXISTS dead_letters_topic_kafka_partition_kafka_offset_key;
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message
+    ON dead_letters (topic, kafka_partition, kafka_offset, md5(coalesce(value, '')));
