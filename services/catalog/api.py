@@ -80,6 +80,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         recorded_at, rec_id = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(recorded_at, str) or not isinstance(rec_id, str):
+            raise TypeError("cursor fields must be strings")  # uuid.UUID(5): AttributeError
         return to_utc(datetime.fromisoformat(recorded_at)), uuid.UUID(rec_id)
     except (binascii.Error, ValueError, TypeError):
         raise Problem(400, "Invalid cursor",
