@@ -89,12 +89,14 @@ class JwksVerifier:
 
     @staticmethod
     def _signing_keys(jwks: dict[str, Any]) -> dict[str, PyJWK]:
-        """Signature keys only: Keycloak also publishes encryption keys (``use: enc``)."""
+        """RSA signature keys only: Keycloak also publishes encryption keys (``use: enc``) and
+        may publish EC or EdDSA signing keys, which cannot verify the RS256 tokens accepted
+        here (PyJWT raises TypeError for such a key: a token naming it was a 500)."""
         keys: dict[str, PyJWK] = {}
         entries = jwks.get("keys", []) if isinstance(jwks, dict) else []
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, dict) or "kid" not in entry or \
-                    entry.get("use", "sig") != "sig":
+                    entry.get("use", "sig") != "sig" or entry.get("kty") != "RSA":
                 continue
             try:
                 keys[str(entry["kid"])] = PyJWK(entry)

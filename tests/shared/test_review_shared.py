@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
+from bwc import dev_issuer
 from bwc.devstack.stack import Stack
 from tests.fixtures.clients import auth, mint
+from tests.fixtures.services import extra_service
 
 
 def _b64(raw: bytes) -> str:
@@ -28,3 +33,30 @@ async def test_cursor_with_a_non_string_id_is_400_not_500(
                               headers=auth(mint(stack, "reviewer", "rita")))
     assert response.status_code == 400, response.text
     assert "cursor" in response.json()["detail"]
+
+
+# -- auth: a token naming a non-RSA key of the JWKS is a 401 --------------------------------
+
+async def test_token_naming_an_ec_key_of_the_jwks_is_401_not_500(
+    stack: Stack, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Keycloak realms may publish ES256 (or EdDSA) signing keys beside the RSA key. A token
+    with ``alg: RS256`` and the kid of such a key made PyJWT raise TypeError: a 500."""
+    dev_dir = stack.config.var_dir / "dev-issuer"
+    jwks = json.loads((dev_dir / "jwks.json").read_text())
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwks["keys"].append({**ec_jwk, "kid": "ec-signing", "use": "sig", "alg": "ES256"})
+    jwks_path = tmp_path / "jwks.json"
+    jwks_path.write_text(json.dumps(jwks))
+    forged = ".".join((
+        _b64(json.dumps({"alg": "RS256", "kid": "ec-signing", "typ": "JWT"}).encode()),
+        _b64(json.dumps({"iss": "bwc-dev-issuer", "aud": "bwc", "sub": "mallory",
+                         "exp": 4102444800, "roles": ["reviewer"]}).encode()),
+        _b64(b"\x00" * 64)))
+    async with extra_service(stack, "catalog",
+                             env={"BWC_AUTH_JWKS_URL": f"file://{jwks_path}"}) as catalog:
+        genuine = dev_issuer.mint(role="reviewer", sub="rita", directory=dev_dir)
+        ok = await http.get(f"{catalog.url}/api/v1/recordings?limit=1", headers=auth(genuine))
+        assert ok.status_code == 200, ok.text
+        response = await http.get(f"{catalog.url}/api/v1/recordings", headers=auth(forged))
+    assert response.status_code == 401, response.text
