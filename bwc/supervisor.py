@@ -143,8 +143,13 @@ class Supervisor:
                 await fn()
                 error: BaseException = RuntimeError("the task returned; it must run until "
                                                     "cancelled")
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the supervisor (or the loop) stops this task
+                # A future someone else cancelled (a library closing a connection): a failure
+                # like any other, not a reason to end the task for good while it shows running.
+                error = exc
             except Exception as exc:
                 error = exc
             if time.monotonic() - started > self.healthy_after:

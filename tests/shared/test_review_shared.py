@@ -3,6 +3,7 @@ catalogue): each one failed before its fix."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ from jwt.algorithms import ECAlgorithm
 
 from bwc import dev_issuer
 from bwc.devstack.stack import Stack
+from bwc.supervisor import Supervisor
 from tests.fixtures.clients import auth, mint
 from tests.fixtures.services import extra_service
 
@@ -60,3 +62,33 @@ async def test_token_naming_an_ec_key_of_the_jwks_is_401_not_500(
         assert ok.status_code == 200, ok.text
         response = await http.get(f"{catalog.url}/api/v1/recordings", headers=auth(forged))
     assert response.status_code == 401, response.text
+
+
+# -- supervisor: a CancelledError the task did not ask for does not end it for good ---------
+
+async def test_a_stray_cancelled_error_does_not_end_a_task_for_good() -> None:
+    """A task that awaits a future someone else cancelled (a library closing a connection)
+    gets CancelledError without being cancelled itself. The supervisor took that for its own
+    stop: the task ended silently and /readyz kept reporting it `running`."""
+    runs = 0
+
+    async def victim() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.cancel()
+            await future  # raises CancelledError into this task
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(initial_backoff=0.05)
+    supervisor.start("victim", victim)
+    try:
+        for _ in range(100):
+            if runs >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert runs == 2, "the task was not restarted"
+        assert supervisor.report()["victim"]["restarts"] == 1
+    finally:
+        await supervisor.stop()
