@@ -9,7 +9,11 @@ and people's screens. Three kinds cover what the fields need:
 
 All three refuse other control characters (C0, DEL, C1), lone surrogates (not encodable as
 UTF-8) and the bidi overrides and isolates (U+202A to U+202E, U+2066 to U+2069) and marks, which
-make a file name or a reason read differently on screen than it is stored ("Trojan Source").
+make a file name or a reason read differently on screen than it is stored ("Trojan Source"),
+the line and paragraph separators (U+2028, U+2029) and the deprecated format controls
+(U+206A to U+206F). Identifiers also refuse invisible characters (zero-width space and
+joiners, word joiner, BOM, soft hyphen, variation selectors, fillers), so two ids that look
+the same are the same.
 Patterns are always applied with ``fullmatch``: ``$`` would match before a trailing newline.
 """
 
@@ -25,7 +29,9 @@ from pydantic import AfterValidator, Field
 _FORBIDDEN_RANGES = (
     (0x00, 0x1F), (0x7F, 0x9F),  # C0 controls, DEL, C1 controls
     (0x061C, 0x061C), (0x200E, 0x200F),  # bidi marks
+    (0x2028, 0x2029),  # line and paragraph separators: line breaks no one-line text wants
     (0x202A, 0x202E), (0x2066, 0x2069),  # bidi embeddings, overrides, isolates
+    (0x206A, 0x206F),  # deprecated format controls (symmetric swapping, digit shapes)
     (0xD800, 0xDFFF),  # lone surrogates: valid in a Python str, not in UTF-8
 )
 
@@ -37,6 +43,15 @@ def _char_class(ranges: tuple[tuple[int, int], ...]) -> str:
 
 _FORBIDDEN = _char_class(_FORBIDDEN_RANGES)
 
+#: Invisible characters an identifier must not hide: "officer-7" followed by a zero-width
+#: space looks like "officer-7" and is another officer (soft hyphen, zero-width space and
+#: joiners, word joiner and invisible operators, variation selectors, BOM, fillers).
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x200B, 0x200D), (0x2060, 0x2064), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB),
+)
+
 
 @dataclass(frozen=True)
 class TextKind:
@@ -46,10 +61,12 @@ class TextKind:
     max_length: int
     allow: str = ""  # forbidden characters this kind still needs (tab, newline)
     no_whitespace: bool = False
+    forbid: tuple[tuple[int, int], ...] = ()  # ranges forbidden in this kind only
 
     @property
     def _body(self) -> str:
-        forbidden = _FORBIDDEN + (r"\s" if self.no_whitespace else "")
+        forbidden = (_FORBIDDEN + _char_class(self.forbid)
+                     + (r"\s" if self.no_whitespace else ""))
         if self.allow:
             # No set subtraction in either dialect: allowed extras are an alternative.
             allowed = "".join(f"\\u{ord(c):04x}" for c in self.allow)
@@ -67,6 +84,8 @@ class TextKind:
                 if char not in self.allow and any(lo <= ord(char) <= hi
                                                   for lo, hi in _FORBIDDEN_RANGES):
                     raise ValueError(f"contains the control or bidi character U+{ord(char):04X}")
+                if any(lo <= ord(char) <= hi for lo, hi in self.forbid):
+                    raise ValueError(f"contains the invisible character U+{ord(char):04X}")
             raise ValueError("must not contain whitespace")
         return value
 
@@ -83,7 +102,7 @@ class TextKind:
                      json_schema_extra={"pattern": self.json_pattern})
 
 
-IDENTIFIER = TextKind("identifier", 200, no_whitespace=True)
+IDENTIFIER = TextKind("identifier", 200, no_whitespace=True, forbid=_INVISIBLE_RANGES)
 SHORT_TEXT = TextKind("short text", 255)
 LONG_TEXT = TextKind("long text", 2000, allow="\t\n")
 

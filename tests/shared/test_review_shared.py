@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from jwt.algorithms import ECAlgorithm
 from bwc import dev_issuer
 from bwc.devstack.stack import Stack
 from bwc.supervisor import Supervisor
+from bwc.text import IDENTIFIER, SHORT_TEXT
 from tests.fixtures.clients import auth, mint
 from tests.fixtures.services import extra_service
 
@@ -92,3 +94,22 @@ async def test_a_stray_cancelled_error_does_not_end_a_task_for_good() -> None:
         assert supervisor.report()["victim"]["restarts"] == 1
     finally:
         await supervisor.stop()
+
+
+# -- text: a "one line" text has no line breaks ----------------------------------------------
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"])
+def test_short_text_refuses_unicode_line_breaks(char: str) -> None:
+    with pytest.raises(ValueError, match="U\\+202"):
+        SHORT_TEXT.check(f"clip{char}name.mp4")
+
+
+def test_identifier_refuses_invisible_format_characters() -> None:
+    """Two officer ids that look the same must be the same: an invisible character makes an
+    officer's recordings disappear from the officer's own list."""
+    for char in ("\u200b", "\u200d", "\u2060", "\ufeff", "\u00ad"):
+        with pytest.raises(ValueError):
+            IDENTIFIER.check(f"officer-7{char}")
+        assert re.fullmatch(IDENTIFIER.json_pattern[1:-1], f"officer-7{char}") is None
+    assert IDENTIFIER.check("officer-müller-7") == "officer-müller-7"
+    assert SHORT_TEXT.check("Überfall am Markt, Zeuge\u200d.mp4")  # a joiner in free text
