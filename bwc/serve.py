@@ -46,10 +46,17 @@ class GracefulServer(uvicorn.Server):
         # loop rather than touch asyncio objects from here.
         loop = asyncio.get_event_loop()
         loop.call_soon_threadsafe(self._begin_shutdown)
-        loop.call_soon_threadsafe(loop.call_later, self.drain, super().handle_exit, sig, None)
+        loop.call_soon_threadsafe(loop.call_later, self.drain, self._end_drain, sig)
 
     def _begin_shutdown(self) -> None:
         self.app.state.shutting_down.set()
+
+    def _end_drain(self, sig: int) -> None:
+        # A second signal may have ended the drain already. Passing this one on as well would
+        # be a third to uvicorn, which takes a repeated SIGINT as "force exit": no more waiting
+        # for open requests, and no lifespan shutdown (consumers would not commit).
+        if not self.should_exit:
+            super().handle_exit(sig, None)
 
 
 def main(argv: list[str] | None = None) -> None:
