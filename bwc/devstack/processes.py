@@ -49,16 +49,21 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    terminated: bool = False
+
     def terminate(self) -> None:
         """Ask this child to stop (SIGTERM); ``stop`` waits for it."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
 
     def stop(self, timeout: float = 10) -> None:
-        """Stop this child (and only it): SIGTERM, then SIGKILL."""
+        """Stop this child (and only it): SIGTERM (unless ``terminate`` sent it: a second
+        one would make a service skip its drain), then SIGKILL."""
         if not self.alive():
             return
-        self.process.send_signal(signal.SIGTERM)
+        if not self.terminated:
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,5 +1,5 @@
-"""Signals during the drain (review of bwc/serve.py): a second signal skips the drain but never
-the lifespan's shutdown."""
+"""Signals during the drain (review of bwc/serve.py and the devstack): a second signal skips
+the drain but never the lifespan's shutdown; `make run` (Stack.stop) lets every service drain."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from bwc.devstack.processes import free_port
+from bwc.devstack.stack import Stack
 from bwc.serve import GracefulServer
+from tests.fixtures.services import extra_service
 
 
 async def test_a_second_sigint_skips_the_drain_but_not_the_lifespan_shutdown(
@@ -55,3 +57,20 @@ async def test_a_second_sigint_skips_the_drain_but_not_the_lifespan_shutdown(
     await asyncio.wait_for(serving, timeout=15)
     assert not server.force_exit
     assert shutdown_ran.is_set(), "the lifespan's shutdown was skipped"
+
+
+async def test_stack_stop_lets_each_service_drain(stack: Stack, http: httpx.AsyncClient) -> None:
+    """Stack.stop (Ctrl-C in `make run`) sends every service SIGTERM, then stops them one by
+    one. Child.stop sent a second SIGTERM, which skips the drain: the listener closed at once
+    instead of answering 503 on /readyz for BWC_SHUTDOWN_DRAIN seconds."""
+    async with extra_service(stack, "catalog", env={"BWC_SHUTDOWN_DRAIN": "3"}) as catalog:
+        catalog.child.terminate()  # what Stack.stop does first, for every service
+        stopping = asyncio.create_task(asyncio.to_thread(catalog.child.stop))  # and then
+        await asyncio.sleep(1.0)
+        try:
+            ready = await http.get(f"{catalog.url}/readyz")
+        except httpx.ConnectError:
+            raise AssertionError("the service stopped listening without draining") from None
+        assert ready.status_code == 503, ready.text
+        assert "shutting down" in ready.json()["reasons"]
+        await stopping
