@@ -19,9 +19,10 @@ Either way the state is visible in ``/readyz`` and as the metrics ``bwc_task_up`
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
-import ssl
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -57,19 +58,31 @@ class DependencyUnavailable(Exception):
 
 
 def is_dependency_error(exc: BaseException) -> bool:
-    """Errors that mean "a dependency is away", not "this code is wrong"."""
+    """Errors that mean "a dependency is away", not "this code or its configuration is wrong".
+
+    Narrow on purpose: a missing CA file (``FileNotFoundError``), a certificate problem
+    (``ssl.SSLError``) or a misuse of the driver (``asyncpg.InterfaceError``) are defects or
+    configuration, so they count as crashes and make the service unready, and a consumer parks
+    the message instead of blocking its partition.
+    """
     if isinstance(exc, DependencyUnavailable | KafkaConnectionError | KafkaTimeoutError):
         return True
-    if isinstance(exc, KafkaError) and exc.retriable:
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable)
+    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE:
         return True
-    if isinstance(exc, ssl.SSLError):
-        return False  # a certificate problem is configuration, not an outage
     return isinstance(exc, (
-        OSError, TimeoutError,
-        asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError, asyncpg.InterfaceError,
-        urllib3.exceptions.HTTPError, ServerError,
+        ConnectionError, TimeoutError, socket.gaierror,
+        asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.TooManyConnectionsError,
+        urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.TimeoutError, urllib3.exceptions.NewConnectionError, ServerError,
     ))
+
+
+#: Network errors that Python does not raise as ``ConnectionError``.
+_UNREACHABLE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN,
+                          errno.EHOSTDOWN, errno.ETIMEDOUT})
 
 
 @dataclass

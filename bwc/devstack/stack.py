@@ -17,6 +17,10 @@ from bwc.devstack.services import DEFAULT_PORTS, SERVICES, ServiceSpec, start_se
 from bwc.s3 import ObjectStore, make_client
 
 
+#: How long a service may take to drain and finish open requests before it is killed.
+SERVICE_STOP_TIMEOUT = 30.0
+
+
 @dataclass
 class StackConfig:
     var_dir: Path
@@ -127,7 +131,8 @@ class Stack:
     def stop_service(self, name: str) -> None:
         child = self.services.pop(name, None)
         if child is not None:
-            child.stop()
+            # Drain + grace (BWC_SHUTDOWN_DRAIN/GRACE, 2 + 20 s by default) before SIGKILL.
+            child.stop(timeout=SERVICE_STOP_TIMEOUT)
             self.group.children.remove(child)
 
     def stop(self) -> None:

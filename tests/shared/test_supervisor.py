@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
+import pytest
 import uvicorn
+from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 
 from bwc.devstack.processes import free_port
 from bwc.observability import ReadinessCheck, operations_router
-from bwc.supervisor import Supervisor, TaskState
+from bwc.supervisor import Supervisor, TaskState, is_dependency_error
 
 
 async def _ok() -> None:
@@ -133,3 +137,22 @@ async def test_a_task_that_returns_is_restarted() -> None:
     await _wait_for(lambda: runs == 2)
     assert "returned" in (supervisor.report()["short"]["last_error"] or "")
     await supervisor.stop()
+
+
+@pytest.mark.parametrize(("error", "dependency"), [
+    (ConnectionRefusedError("broker away"), True),
+    (TimeoutError(), True),
+    (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+    (asyncpg.ConnectionDoesNotExistError("connection was closed"), True),
+    (KafkaConnectionError("no broker"), True),
+    (FileNotFoundError(2, "No such file", "/etc/bwc/ca.pem"), False),  # configuration
+    (ssl.SSLError(1, "certificate verify failed"), False),
+    (asyncpg.InterfaceError("the server expects 2 arguments, 1 was passed"), False),  # a defect
+    (ValueError("bug"), False),
+])
+def test_only_unreachable_dependencies_count_as_waiting(
+    error: BaseException, dependency: bool
+) -> None:
+    """A defect or a configuration error must crash (unready, messages parked), not look like
+    an outage that waits forever with /readyz 200."""
+    assert is_dependency_error(error) is dependency
