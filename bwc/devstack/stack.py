@@ -16,7 +16,6 @@ from bwc.devstack.processes import Child, ProcessGroup, free_port
 from bwc.devstack.services import DEFAULT_PORTS, SERVICES, ServiceSpec, start_service
 from bwc.s3 import ObjectStore, make_client
 
-
 #: How long a service may take to drain and finish open requests before it is killed.
 SERVICE_STOP_TIMEOUT = 30.0
 
