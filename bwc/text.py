@@ -5,7 +5,8 @@ and people's screens. Three kinds cover what the fields need:
 
 - ``Identifier``: ids of devices, officers, token subjects: no whitespace at all;
 - ``ShortText``: one line shown to people (a device model, a file name);
-- ``LongText``: several lines shown to people (a trigger reason); tab and newline allowed.
+- ``LongText``: several lines shown to people (a trigger reason); tab and line breaks (LF,
+  CRLF) allowed.
 
 All three refuse other control characters (C0, DEL, C1), lone surrogates (not encodable as
 UTF-8) and the bidi overrides and isolates (U+202A to U+202E, U+2066 to U+2069) and marks, which
@@ -25,7 +26,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-# Code point ranges no free-text field needs. Tab and newline are allowed back for LongText.
+# Code point ranges no free-text field needs. Tab, CR and LF are allowed back for LongText.
 _FORBIDDEN_RANGES = (
     (0x00, 0x1F), (0x7F, 0x9F),  # C0 controls, DEL, C1 controls
     (0x061C, 0x061C), (0x200E, 0x200F),  # bidi marks
@@ -104,7 +105,7 @@ class TextKind:
 
 IDENTIFIER = TextKind("identifier", 200, no_whitespace=True, forbid=_INVISIBLE_RANGES)
 SHORT_TEXT = TextKind("short text", 255)
-LONG_TEXT = TextKind("long text", 2000, allow="\t\n")
+LONG_TEXT = TextKind("long text", 2000, allow="\t\n\r")
 
 Identifier = Annotated[str, IDENTIFIER.annotated(), AfterValidator(IDENTIFIER.check)]
 ShortText = Annotated[str, SHORT_TEXT.annotated(), AfterValidator(SHORT_TEXT.check)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from tests.fixtures.clients import (
     mint,
     new_upload,
     patch_headers,
+    urlsafe_b64,
     wait_for_recording,
 )
 
@@ -138,3 +140,14 @@ async def test_unknown_recording_is_404(stack: Stack, http: httpx.AsyncClient) -
                               headers=auth(mint(stack, "reviewer", "rita")))
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("rec_id", [5, ["x"], {"a": 1}])
+async def test_cursor_with_a_non_string_id_is_400_not_500(
+    stack: Stack, http: httpx.AsyncClient, rec_id: object
+) -> None:
+    cursor = urlsafe_b64(json.dumps(["2026-01-01T00:00:00+00:00", rec_id]).encode())
+    response = await http.get(f"{stack.url('catalog')}/api/v1/recordings?cursor={cursor}",
+                              headers=auth(mint(stack, "reviewer", "rita")))
+    assert response.status_code == 400, response.text
+    assert "cursor" in response.json()["detail"]

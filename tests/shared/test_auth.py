@@ -7,12 +7,18 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from bwc import dev_issuer
 from bwc.auth import JwksVerifier, Role
 from bwc.devstack.processes import free_port
+from bwc.devstack.stack import Stack
 from bwc.problems import Problem
+from tests.fixtures.clients import auth, urlsafe_b64
+from tests.fixtures.services import extra_service
 
 
 def _verifier(jwks: Path, **kwargs: float) -> JwksVerifier:
@@ -231,3 +237,28 @@ async def test_defect7_malformed_role_or_subject_claims_are_401(
     with pytest.raises(Problem) as refused:
         await _verifier(jwks_path).verify(_token(tmp_path, claims))
     assert refused.value.status == 401
+
+
+async def test_token_naming_an_ec_key_of_the_jwks_is_401_not_500(
+    stack: Stack, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Keycloak realms may publish ES256 (or EdDSA) signing keys beside the RSA key. A token
+    with ``alg: RS256`` and the kid of such a key made PyJWT raise TypeError: a 500."""
+    dev_dir = stack.config.var_dir / "dev-issuer"
+    jwks = json.loads((dev_dir / "jwks.json").read_text())
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwks["keys"].append({**ec_jwk, "kid": "ec-signing", "use": "sig", "alg": "ES256"})
+    jwks_path = tmp_path / "jwks.json"
+    jwks_path.write_text(json.dumps(jwks))
+    forged = ".".join((
+        urlsafe_b64(json.dumps({"alg": "RS256", "kid": "ec-signing", "typ": "JWT"}).encode()),
+        urlsafe_b64(json.dumps({"iss": "bwc-dev-issuer", "aud": "bwc", "sub": "mallory",
+                         "exp": 4102444800, "roles": ["reviewer"]}).encode()),
+        urlsafe_b64(b"\x00" * 64)))
+    async with extra_service(stack, "catalog",
+                             env={"BWC_AUTH_JWKS_URL": f"file://{jwks_path}"}) as catalog:
+        genuine = dev_issuer.mint(role="reviewer", sub="rita", directory=dev_dir)
+        ok = await http.get(f"{catalog.url}/api/v1/recordings?limit=1", headers=auth(genuine))
+        assert ok.status_code == 200, ok.text
+        response = await http.get(f"{catalog.url}/api/v1/recordings", headers=auth(forged))
+    assert response.status_code == 401, response.text

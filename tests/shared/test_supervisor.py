@@ -156,3 +156,31 @@ def test_only_unreachable_dependencies_count_as_waiting(
     """A defect or a configuration error must crash (unready, messages parked), not look like
     an outage that waits forever with /readyz 200."""
     assert is_dependency_error(error) is dependency
+
+
+async def test_a_stray_cancelled_error_does_not_end_a_task_for_good() -> None:
+    """A task that awaits a future someone else cancelled (a library closing a connection)
+    gets CancelledError without being cancelled itself. The supervisor took that for its own
+    stop: the task ended silently and /readyz kept reporting it `running`."""
+    runs = 0
+
+    async def victim() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.cancel()
+            await future  # raises CancelledError into this task
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(initial_backoff=0.05)
+    supervisor.start("victim", victim)
+    try:
+        for _ in range(100):
+            if runs >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert runs == 2, "the task was not restarted"
+        assert supervisor.report()["victim"]["restarts"] == 1
+    finally:
+        await supervisor.stop()
