@@ -19,6 +19,7 @@ import asyncpg
 from fastapi import Request, Response
 
 from bwc.db import Connection
+from bwc.deadline import is_past_deadline
 from bwc.problems import Problem
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
@@ -119,11 +120,11 @@ CUT_OFF_TITLES = {"slow": "Transfer too slow", "idle": "Body stalled",
                   "shutdown": "Server shutting down"}
 
 
-def guard_for(settings: IngestSettings, request: Request) -> TransferGuard:
+def guard_for(settings: IngestSettings, request: Request, upload: Upload) -> TransferGuard:
     return TransferGuard(idle_timeout=settings.ingest_body_idle_timeout,
                          stop=request.app.state.shutting_down,
                          min_rate=settings.ingest_min_rate, grace=settings.ingest_min_rate_grace,
-                         window=settings.ingest_min_rate_window)
+                         window=settings.ingest_min_rate_window, deadline=deadline_of(upload))
 
 
 async def append(
@@ -162,7 +163,16 @@ async def append(
         s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
         tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
         remaining=upload.length - upload.offset, checksum=checksum,
-        guard=guard_for(settings, request))
+        guard=guard_for(settings, request, upload))
+    if result.cut_off is not None and result.cut_off.kind == "deadline":
+        # R2: nothing of it may be kept any more, not even what this PATCH brought.
+        WRITES_CUT_OFF.labels("deadline").inc()
+        detail = (f"the recording had to be deleted by {deadline_of(upload).isoformat()} (R2) "
+                  "before its upload completed; its bytes were removed")
+        await reject(conn, store, upload, status=422, title="Retention deadline passed",
+                     detail=detail, state=UploadState.TERMINATED, field="recorded_at")
+        raise Problem(422, "Retention deadline passed", detail, field="recorded_at",
+                      headers=tus_headers())
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
@@ -212,14 +222,17 @@ async def rejoin(
     has re-sent up to the end, the completion is finished under this request's lock and the
     device gets its real outcome, never a premature success."""
     received, complete = await drain(request.stream(), remaining=upload.length - upload.offset,
-                                     checksum=checksum, guard=guard_for(settings, request))
+                                     checksum=checksum,
+                                     guard=guard_for(settings, request, upload))
     if checksum is not None and (not complete or not checksum.matches()):
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
     reached = upload.offset + received
-    if reached < upload.length:
+    # Past the R2 deadline (the body was ended there) the completion's first step removes it.
+    if reached < upload.length and not is_past_deadline(deadline_of(upload),
+                                                        now=datetime.now(UTC)):
         await repo.confirm_offset(conn, upload.id, offset=reached)
         return Response(status_code=204, headers=tus_headers(**{"Upload-Offset": str(reached)}))
     return await finish(conn, store, upload)

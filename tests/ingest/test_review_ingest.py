@@ -1,0 +1,122 @@
+"""Regression tests from the review of the ingest write path (branch review-ingest): each
+reproduces a defect against the real stack (Postgres, S3 endpoint, service processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+
+from bwc.devstack.stack import Stack
+from tests.fixtures.clients import (
+    MIB,
+    Device,
+    new_upload,
+    object_store,
+    recording_id_of,
+    upload_offset,
+)
+from tests.fixtures.services import extra_service
+
+#: UploadPart (``PUT …?partNumber=…&uploadId=…``).
+UPLOAD_PART = re.compile(rb"^PUT [^ ]*partNumber=")
+
+
+def _open_patch(url: str, token: str, *, announce: int, data: bytes) -> socket.socket:
+    """A PATCH over a bare socket that announces ``announce`` bytes and sends ``data``, then
+    sends nothing more (a device whose link stalled)."""
+    authority, _, rest = url.split("://", 1)[1].partition("/")
+    port = int(authority.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall((f"PATCH /{rest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+                  f"Content-Length: {announce}\r\n\r\n").encode())
+    sock.sendall(data)
+    return sock
+
+
+def _answer(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+    finally:
+        sock.close()
+
+
+def _multipart_uploads_of(stack: Stack, key: str) -> list[str]:
+    store = object_store(stack)
+    result = store.client._list_multipart_uploads(store.bucket, prefix=key)
+    return [u.upload_id for u in result.uploads if u.object_name == key]
+
+
+async def test_sigterm_cuts_off_a_stalled_patch_and_keeps_its_bytes(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    """Graceful shutdown: a PATCH whose device sends nothing at the moment of SIGTERM must end
+    at once with 503 and keep what arrived — not wait for the idle timeout, outlive the grace
+    period and be cancelled with every byte of it lost."""
+    sent = 6 * MIB  # one S3 part and a little more
+    async with extra_service(stack, "ingest", env={
+            "BWC_SHUTDOWN_DRAIN": "1", "BWC_SHUTDOWN_GRACE": "4",
+            "BWC_INGEST_BODY_IDLE_TIMEOUT": "30"}) as leaving:
+        url = await new_upload(http, stack, device, 16 * MIB, base_url=leaving.url)
+        sock = await asyncio.to_thread(_open_patch, url, device.token, announce=16 * MIB,
+                                       data=os.urandom(sent))
+        await asyncio.sleep(1.5)  # the bytes arrived, the first part is in S3; then silence
+        started = time.monotonic()
+        leaving.child.process.send_signal(signal.SIGTERM)
+        answer = await asyncio.to_thread(_answer, sock, 15)
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+        assert time.monotonic() - started < 3  # at once, not after the idle timeout
+    offset = await upload_offset(http, url.replace(leaving.url, stack.url("ingest")), device)
+    assert offset == sent
+
+
+async def test_patch_running_past_the_r2_deadline_is_ended_and_its_bytes_removed(
+    stack: Stack, http: httpx.AsyncClient, device: Device, db: asyncpg.Connection
+) -> None:
+    """R2: a PATCH that keeps a slow but steady body going must not keep the recording's bytes
+    in S3 past its deadline (the janitor cannot take the upload's lock while it runs)."""
+    deadline = datetime.now(UTC) + timedelta(seconds=4)
+    url = await new_upload(http, stack, device, 16 * MIB,
+                           recorded_at=(deadline - timedelta(days=14)).isoformat())
+    recording_id = recording_id_of(url)
+
+    def trickle() -> tuple[bytes, datetime]:
+        sock = _open_patch(url, device.token, announce=16 * MIB, data=os.urandom(6 * MIB))
+        sock.settimeout(0.5)
+        end = time.monotonic() + 15
+        try:
+            while time.monotonic() < end:  # a byte every 0.5 s, well within the idle timeout
+                try:
+                    answer, at = sock.recv(65536), datetime.now(UTC)
+                    with contextlib.suppress(OSError):
+                        while b"}" not in answer and (more := sock.recv(65536)):
+                            answer += more
+                    return answer, at
+                except TimeoutError:
+                    sock.sendall(b"x")
+            return b"", datetime.now(UTC)
+        finally:
+            sock.close()
+
+    answer, answered = await asyncio.to_thread(trickle)
+    assert answer.startswith(b"HTTP/1.1 422"), answer[:300]
+    assert b"Retention deadline passed" in answer
+    # Ended at the deadline, not when the device chose to stop.
+    assert answered - deadline < timedelta(seconds=3)
+    row = await db.fetchrow("SELECT state, metadata = '{}'::jsonb AS erased FROM ingest.uploads"
+                            " WHERE id = $1::uuid", recording_id)
+    assert row["state"] in ("terminated", "rejected") and row["erased"]
+    assert not await asyncio.to_thread(_multipart_uploads_of, stack, f"recordings/{recording_id}")
