@@ -12,11 +12,13 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import asyncpg
+import urllib3
 from fastapi import Request, Response
+from minio.error import MinioException
 
 from bwc.db import Connection
 from bwc.deadline import is_past_deadline
@@ -103,6 +105,22 @@ async def locked_upload(pool: asyncpg.Pool, upload_id: uuid.UUID) -> AsyncIterat
             await repo.unlock(conn, upload_id)
 
 
+@contextlib.contextmanager
+def storage_unavailable(upload: Upload) -> Iterator[None]:
+    """Object storage failing while a PATCH stores bytes is 503 + Retry-After, not a 500: the
+    offset stays where it was, and the device resumes from HEAD once S3 is back."""
+    try:
+        yield
+    except (MinioException, urllib3.exceptions.HTTPError) as exc:
+        log.warning("object storage failed during a PATCH", extra={
+            "recording_id": str(upload.id), "error": repr(exc)})
+        raise Problem(503, "Object storage unavailable",
+                      f"the bytes of this request could not be stored ({type(exc).__name__}); "
+                      f"nothing of it was kept: resume at Upload-Offset {upload.offset} after "
+                      "the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from exc
+
+
 def _header_safe(text: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text)[:300]
 
@@ -158,12 +176,13 @@ async def append(
         return await rejoin(conn, store, upload, checksum, request, settings)
 
     assert upload.s3_upload_id is not None
-    result = await stream_into_parts(
-        request.stream(), store=store, object_key=upload.object_key,
-        s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
-        tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-        remaining=upload.length - upload.offset, checksum=checksum,
-        guard=guard_for(settings, request, upload))
+    with storage_unavailable(upload):
+        result = await stream_into_parts(
+            request.stream(), store=store, object_key=upload.object_key,
+            s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
+            tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
+            remaining=upload.length - upload.offset, checksum=checksum,
+            guard=guard_for(settings, request, upload))
     if result.cut_off is not None and result.cut_off.kind == "deadline":
         # R2: nothing of it may be kept any more, not even what this PATCH brought.
         WRITES_CUT_OFF.labels("deadline").inc()
@@ -182,8 +201,9 @@ async def append(
     new_offset = upload.offset + result.received
     tail_key, tail_version = upload.tail_key, upload.tail_version
     if result.new_parts or len(result.tail) != upload.tail_size:
-        tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
-                                                  data=result.tail)
+        with storage_unavailable(upload):
+            tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
+                                                      data=result.tail)
     # Every byte of this PATCH is stored: this is the moment it ended (R2, uploaded_at).
     now = datetime.now(UTC)
     expires_at = expiry_from(now, settings.ingest_upload_expiry, deadline_of(upload))

@@ -21,9 +21,12 @@ from tests.fixtures.clients import (
     Device,
     new_upload,
     object_store,
+    patch_headers,
     recording_id_of,
     upload_offset,
 )
+from tests.fixtures.extra_ingest import extra_ingest
+from tests.fixtures.gate import s3_gate
 from tests.fixtures.services import extra_service
 
 #: UploadPart (``PUT …?partNumber=…&uploadId=…``).
@@ -120,3 +123,21 @@ async def test_patch_running_past_the_r2_deadline_is_ended_and_its_bytes_removed
                             " WHERE id = $1::uuid", recording_id)
     assert row["state"] in ("terminated", "rejected") and row["erased"]
     assert not await asyncio.to_thread(_multipart_uploads_of, stack, f"recordings/{recording_id}")
+
+
+async def test_object_storage_failure_during_patch_is_503_not_500(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    """S3 away while a PATCH streams: the device is told to come back (503 + Retry-After, in
+    tus terms), not handed a 500; the offset stays where it was."""
+    with s3_gate(stack.env["BWC_S3_ENDPOINT"]) as gate:
+        async with extra_ingest(stack, BWC_S3_ENDPOINT=gate.url) as (base, _):
+            url = await new_upload(http, stack, device, 16 * MIB, base_url=base)
+            gate.fail = UPLOAD_PART
+            response = await http.patch(url, content=os.urandom(6 * MIB),
+                                        headers=patch_headers(device.token, 0))
+            assert response.status_code == 503, (response.status_code, response.text)
+            assert response.headers.get("Retry-After")
+            assert response.headers.get("Tus-Resumable") == "1.0.0"
+            gate.fail = None
+            assert await upload_offset(http, url, device) == 0
