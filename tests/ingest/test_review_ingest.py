@@ -10,12 +10,18 @@ import re
 import signal
 import socket
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+import pytest
 
+from bwc.db import create_pool
 from bwc.devstack.stack import Stack
+from bwc.problems import Problem
+from services.ingest import creation, janitor
+from services.ingest import repository as repo
 from tests.fixtures.clients import (
     MIB,
     Device,
@@ -141,3 +147,51 @@ async def test_object_storage_failure_during_patch_is_503_not_500(
             assert response.headers.get("Tus-Resumable") == "1.0.0"
             gate.fail = None
             assert await upload_offset(http, url, device) == 0
+
+
+async def test_creation_outlasting_the_recovery_grace_leaves_no_multipart_upload(
+    stack: Stack, device: Device, db: asyncpg.Connection
+) -> None:
+    """Creation vs janitor: when S3 answers the CreateMultipartUpload only after the janitor
+    has closed the ``creating`` row (the call outlasted the recovery grace), the device must
+    not get 201 for a closed upload, and the multipart upload S3 made must not be left behind
+    with nothing to remove it (R5)."""
+    store = object_store(stack)
+    pool = await create_pool(stack.env["BWC_DATABASE_URL"], size=3)
+    upload_id = uuid.uuid4()
+    key = f"recordings/{upload_id}"
+    real_create = store.create_multipart
+
+    async def slow_create(object_key: str, *, content_type: str) -> str:
+        # While S3 takes its time, the janitor's sweep finds the row still 'creating' past its
+        # grace, closes it and finds no multipart upload to abort yet ...
+        async with pool.acquire() as conn:
+            assert await repo.try_lock(conn, upload_id)
+            try:
+                upload = await repo.get_upload(conn, upload_id)
+                assert upload is not None
+                await janitor._handle(conn, store, upload, datetime.now(UTC))
+            finally:
+                await repo.unlock(conn, upload_id)
+        # ... and then S3 answers.
+        return await real_create(object_key, content_type=content_type)
+
+    store.create_multipart = slow_create  # type: ignore[method-assign]
+    now = datetime.now(UTC)
+    try:
+        with pytest.raises(Problem) as refused:
+            await creation.create_multipart_upload(
+                pool, store, upload_id=upload_id, device_id=device.device_id, length=10,
+                metadata_header="", metadata={"delete_after": (now + timedelta(days=1))
+                                              .isoformat()},
+                object_key=key, content_type="video/mp4", expires_at=now + timedelta(hours=1))
+        assert refused.value.status == 503
+        # Removed by the janitor's next sweep at the latest (the stack's runs every second).
+        for _ in range(50):
+            left = await asyncio.to_thread(_multipart_uploads_of, stack, key)
+            if not left:
+                break
+            await asyncio.sleep(0.2)
+        assert not left, f"a multipart upload nobody will delete: {left}"
+    finally:
+        await pool.close()
