@@ -192,6 +192,16 @@ async def append(
                      detail=detail, state=UploadState.TERMINATED, field="recorded_at")
         raise Problem(422, "Retention deadline passed", detail, field="recorded_at",
                       headers=tus_headers())
+    if checksum is not None and result.cut_off is not None:
+        # Not 460: the chunk is not corrupt, the server ended it. Part of a chunk cannot be
+        # verified, so nothing of it is kept; the device sends it again.
+        WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
+        raise Problem(503, CUT_OFF_TITLES[result.cut_off.kind],
+                      f"{result.cut_off.detail}; the request was ended before its "
+                      "Upload-Checksum could be verified, so nothing of it was kept: resend it "
+                      f"from Upload-Offset {upload.offset}",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER,
+                                             "Upload-Offset": str(upload.offset)}))
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
@@ -244,7 +254,13 @@ async def rejoin(
     received, complete = await drain(request.stream(), remaining=upload.length - upload.offset,
                                      checksum=checksum,
                                      guard=guard_for(settings, request, upload))
-    if checksum is not None and (not complete or not checksum.matches()):
+    if checksum is not None and not complete:
+        # Ended by the server (or the device went away): unverifiable, not corrupt (not 460).
+        raise Problem(503, "Body ended", "the request ended before its Upload-Checksum could "
+                      f"be verified; resend it from Upload-Offset {upload.offset}",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER,
+                                             "Upload-Offset": str(upload.offset)}))
+    if checksum is not None and not checksum.matches():
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",

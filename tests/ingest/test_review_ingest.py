@@ -4,7 +4,9 @@ reproduces a defect against the real stack (Postgres, S3 endpoint, service proce
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -39,7 +41,8 @@ from tests.fixtures.services import extra_service
 UPLOAD_PART = re.compile(rb"^PUT [^ ]*partNumber=")
 
 
-def _open_patch(url: str, token: str, *, announce: int, data: bytes) -> socket.socket:
+def _open_patch(url: str, token: str, *, announce: int, data: bytes, extra: str = ""
+                ) -> socket.socket:
     """A PATCH over a bare socket that announces ``announce`` bytes and sends ``data``, then
     sends nothing more (a device whose link stalled)."""
     authority, _, rest = url.split("://", 1)[1].partition("/")
@@ -48,7 +51,7 @@ def _open_patch(url: str, token: str, *, announce: int, data: bytes) -> socket.s
     sock.sendall((f"PATCH /{rest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                   f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
                   "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
-                  f"Content-Length: {announce}\r\n\r\n").encode())
+                  f"{extra}Content-Length: {announce}\r\n\r\n").encode())
     sock.sendall(data)
     return sock
 
@@ -195,3 +198,21 @@ async def test_creation_outlasting_the_recovery_grace_leaves_no_multipart_upload
         assert not left, f"a multipart upload nobody will delete: {left}"
     finally:
         await pool.close()
+
+
+async def test_cut_off_chunk_with_a_checksum_is_503_not_460(
+    stack: Stack, http: httpx.AsyncClient, device: Device
+) -> None:
+    """A chunk with Upload-Checksum that the server ends (idle, too slow, shutdown) cannot be
+    verified and is not kept — but it is not corrupt either: 460 would tell a tus client
+    (tus-js-client does not retry a 4xx) that the device's data is bad, and stop the upload."""
+    body = os.urandom(2 * MIB)
+    digest = base64.b64encode(hashlib.sha1(body).digest()).decode()
+    url = await new_upload(http, stack, device, len(body))
+    sock = await asyncio.to_thread(_open_patch, url, device.token, announce=len(body),
+                                   data=body[:MIB], extra=f"Upload-Checksum: sha1 {digest}\r\n")
+    # The stack's idle timeout is 2 s: the server ends the body.
+    answer = await asyncio.to_thread(_answer, sock, 15)
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+    assert b"retry-after" in answer.lower()
+    assert await upload_offset(http, url, device) == 0  # nothing unverified was kept
