@@ -4,7 +4,7 @@ uvicorn alone stops accepting connections the moment SIGTERM arrives and then cu
 still running after its timeout. A tus PATCH can run for minutes, so shutdown goes in steps:
 
 1. SIGTERM: the app is marked as shutting down. ``/readyz`` answers 503, so load balancers
-   send new work elsewhere, and every PATCH in flight stops reading at its next piece, stores
+   send new work elsewhere, and every PATCH in flight stops reading at once, stores
    what arrived and answers 503 with ``Retry-After`` (the device resumes on another instance).
 2. After ``BWC_SHUTDOWN_DRAIN`` seconds uvicorn stops accepting connections and waits up to
    ``BWC_SHUTDOWN_GRACE`` seconds for the requests still open.

@@ -73,7 +73,7 @@ class CommonSettings(BaseSettings):
     clock_skew: Duration = timedelta(minutes=5)
 
     #: Seconds between SIGTERM and closing the listener: /readyz answers 503 and uploads in
-    #: flight stop at their next piece, keeping what arrived (``bwc.serve``).
+    #: flight stop reading at once, keeping what arrived (``bwc.serve``).
     shutdown_drain: float = Field(default=2.0, ge=0, le=60)
     #: Seconds uvicorn then waits for open requests before cutting them off.
     shutdown_grace: float = Field(default=20.0, ge=1, le=600)

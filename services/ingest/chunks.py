@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from starlette.requests import ClientDisconnect
 
@@ -53,8 +54,12 @@ class ChunkChecksum:
         return self.hasher.digest() == self.expected
 
 
+DEADLINE_PASSED = "the R2 deadline passed while the body was arriving"
+
+
 class CutOff(Exception):
-    """The server ended the body: the sender was idle or too slow, or the server stops."""
+    """The server ended the body: the sender was idle or too slow, the server stops, or the
+    upload's R2 deadline passed."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
@@ -73,20 +78,47 @@ class TransferGuard:
     min_rate: int = 0
     grace: float = 0.0
     window: float = 30.0
+    #: The upload's R2 deadline: the body ends there (nothing of it may be kept after it).
+    deadline: datetime | None = None
     waited: float = 0.0
     _window_waited: float = 0.0
     _window_bytes: int = 0
 
     async def read(self, pieces: AsyncIterator[bytes]) -> bytes:
-        """The next piece; raises ``StopAsyncIteration`` at the end and ``CutOff``."""
+        """The next piece; raises ``StopAsyncIteration`` at the end and ``CutOff``.
+
+        The wait for a piece itself ends at a shutdown and at the R2 deadline: a device that
+        sends nothing at that moment must not keep the request open until the idle timeout
+        (past the shutdown grace it would be cancelled and every byte of it lost; past the
+        deadline its bytes would stay in S3, R2)."""
         if self.stop is not None and self.stop.is_set():
             raise CutOff("shutdown", "this ingest instance is shutting down")
+        timeout, on_timeout = self.idle_timeout, "idle"
+        if self.deadline is not None:
+            left = (self.deadline - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                raise CutOff("deadline", DEADLINE_PASSED)
+            if left < timeout:
+                timeout, on_timeout = left, "deadline"
         started = time.monotonic()
+        read: asyncio.Future[bytes] = asyncio.ensure_future(anext(pieces))
+        stopping = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
         try:
-            async with asyncio.timeout(self.idle_timeout):
-                piece = await anext(pieces)
-        except TimeoutError:
-            raise CutOff("idle", f"nothing arrived for {self.idle_timeout:g} s") from None
+            await asyncio.wait([f for f in (read, stopping) if f is not None], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+            if not read.done():
+                read.cancel()
+                await asyncio.wait([read])
+        if not read.done() or read.cancelled():
+            if self.stop is not None and self.stop.is_set():
+                raise CutOff("shutdown", "this ingest instance is shutting down")
+            if on_timeout == "deadline":
+                raise CutOff("deadline", DEADLINE_PASSED)
+            raise CutOff("idle", f"nothing arrived for {self.idle_timeout:g} s")
+        piece = read.result()  # StopAsyncIteration at the end, ClientDisconnect
         waited = time.monotonic() - started
         self.waited += waited
         self._window_waited += waited

@@ -44,4 +44,14 @@ async def create_multipart_upload(
                       "the upload could not be created; retry after the time in Retry-After",
                       headers=tus_headers(**{"Retry-After": "5"})) from exc
     async with pool.acquire() as conn:
-        await repo.start_receiving(conn, upload_id, s3_upload_id)
+        if await repo.start_receiving(conn, upload_id, s3_upload_id):
+            return
+        # The S3 call outlasted the recovery grace and the janitor closed the row meanwhile:
+        # the multipart upload S3 just made is known to no row. The closed row removes it (by
+        # key) until S3 confirms, and the device is not told of an upload that is gone.
+        await repo.require_cleanup(conn, upload_id)
+    log.warning("upload closed while its multipart upload was being created",
+                extra={"recording_id": str(upload_id)})
+    raise Problem(503, "Object storage too slow",
+                  "the upload could not be created in time; retry after the time in Retry-After",
+                  headers=tus_headers(**{"Retry-After": "5"}))

@@ -248,6 +248,14 @@ async def mark_closed(
     return bool(status == "UPDATE 1")
 
 
+async def require_cleanup(conn: Connection, upload_id: uuid.UUID) -> None:
+    """Stored bytes of a closed upload turned up after it was cleaned: remove them again."""
+    await conn.execute(
+        "UPDATE ingest.uploads SET cleanup_pending = true, updated_at = now() WHERE id = $1",
+        upload_id,
+    )
+
+
 async def cleanup_done(conn: Connection, upload_id: uuid.UUID) -> None:
     await conn.execute(
         "UPDATE ingest.uploads SET cleanup_pending = false, updated_at = now() WHERE id = $1",

@@ -12,13 +12,16 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import asyncpg
+import urllib3
 from fastapi import Request, Response
+from minio.error import MinioException
 
 from bwc.db import Connection
+from bwc.deadline import is_past_deadline
 from bwc.problems import Problem
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
@@ -102,6 +105,22 @@ async def locked_upload(pool: asyncpg.Pool, upload_id: uuid.UUID) -> AsyncIterat
             await repo.unlock(conn, upload_id)
 
 
+@contextlib.contextmanager
+def storage_unavailable(upload: Upload) -> Iterator[None]:
+    """Object storage failing while a PATCH stores bytes is 503 + Retry-After, not a 500: the
+    offset stays where it was, and the device resumes from HEAD once S3 is back."""
+    try:
+        yield
+    except (MinioException, urllib3.exceptions.HTTPError) as exc:
+        log.warning("object storage failed during a PATCH", extra={
+            "recording_id": str(upload.id), "error": repr(exc)})
+        raise Problem(503, "Object storage unavailable",
+                      f"the bytes of this request could not be stored ({type(exc).__name__}); "
+                      f"nothing of it was kept: resume at Upload-Offset {upload.offset} after "
+                      "the time in Retry-After",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from exc
+
+
 def _header_safe(text: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text)[:300]
 
@@ -119,11 +138,11 @@ CUT_OFF_TITLES = {"slow": "Transfer too slow", "idle": "Body stalled",
                   "shutdown": "Server shutting down"}
 
 
-def guard_for(settings: IngestSettings, request: Request) -> TransferGuard:
+def guard_for(settings: IngestSettings, request: Request, upload: Upload) -> TransferGuard:
     return TransferGuard(idle_timeout=settings.ingest_body_idle_timeout,
                          stop=request.app.state.shutting_down,
                          min_rate=settings.ingest_min_rate, grace=settings.ingest_min_rate_grace,
-                         window=settings.ingest_min_rate_window)
+                         window=settings.ingest_min_rate_window, deadline=deadline_of(upload))
 
 
 async def append(
@@ -157,12 +176,32 @@ async def append(
         return await rejoin(conn, store, upload, checksum, request, settings)
 
     assert upload.s3_upload_id is not None
-    result = await stream_into_parts(
-        request.stream(), store=store, object_key=upload.object_key,
-        s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
-        tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-        remaining=upload.length - upload.offset, checksum=checksum,
-        guard=guard_for(settings, request))
+    with storage_unavailable(upload):
+        result = await stream_into_parts(
+            request.stream(), store=store, object_key=upload.object_key,
+            s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
+            tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
+            remaining=upload.length - upload.offset, checksum=checksum,
+            guard=guard_for(settings, request, upload))
+    if result.cut_off is not None and result.cut_off.kind == "deadline":
+        # R2: nothing of it may be kept any more, not even what this PATCH brought.
+        WRITES_CUT_OFF.labels("deadline").inc()
+        detail = (f"the recording had to be deleted by {deadline_of(upload).isoformat()} (R2) "
+                  "before its upload completed; its bytes were removed")
+        await reject(conn, store, upload, status=422, title="Retention deadline passed",
+                     detail=detail, state=UploadState.TERMINATED, field="recorded_at")
+        raise Problem(422, "Retention deadline passed", detail, field="recorded_at",
+                      headers=tus_headers())
+    if checksum is not None and result.cut_off is not None:
+        # Not 460: the chunk is not corrupt, the server ended it. Part of a chunk cannot be
+        # verified, so nothing of it is kept; the device sends it again.
+        WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
+        raise Problem(503, CUT_OFF_TITLES[result.cut_off.kind],
+                      f"{result.cut_off.detail}; the request was ended before its "
+                      "Upload-Checksum could be verified, so nothing of it was kept: resend it "
+                      f"from Upload-Offset {upload.offset}",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER,
+                                             "Upload-Offset": str(upload.offset)}))
     if checksum is not None and (result.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
@@ -172,8 +211,9 @@ async def append(
     new_offset = upload.offset + result.received
     tail_key, tail_version = upload.tail_key, upload.tail_version
     if result.new_parts or len(result.tail) != upload.tail_size:
-        tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
-                                                  data=result.tail)
+        with storage_unavailable(upload):
+            tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
+                                                      data=result.tail)
     # Every byte of this PATCH is stored: this is the moment it ended (R2, uploaded_at).
     now = datetime.now(UTC)
     expires_at = expiry_from(now, settings.ingest_upload_expiry, deadline_of(upload))
@@ -212,14 +252,23 @@ async def rejoin(
     has re-sent up to the end, the completion is finished under this request's lock and the
     device gets its real outcome, never a premature success."""
     received, complete = await drain(request.stream(), remaining=upload.length - upload.offset,
-                                     checksum=checksum, guard=guard_for(settings, request))
-    if checksum is not None and (not complete or not checksum.matches()):
+                                     checksum=checksum,
+                                     guard=guard_for(settings, request, upload))
+    if checksum is not None and not complete:
+        # Ended by the server (or the device went away): unverifiable, not corrupt (not 460).
+        raise Problem(503, "Body ended", "the request ended before its Upload-Checksum could "
+                      f"be verified; resend it from Upload-Offset {upload.offset}",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER,
+                                             "Upload-Offset": str(upload.offset)}))
+    if checksum is not None and not checksum.matches():
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
     reached = upload.offset + received
-    if reached < upload.length:
+    # Past the R2 deadline (the body was ended there) the completion's first step removes it.
+    if reached < upload.length and not is_past_deadline(deadline_of(upload),
+                                                        now=datetime.now(UTC)):
         await repo.confirm_offset(conn, upload.id, offset=reached)
         return Response(status_code=204, headers=tus_headers(**{"Upload-Offset": str(reached)}))
     return await finish(conn, store, upload)
