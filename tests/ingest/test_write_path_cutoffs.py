@@ -1,5 +1,8 @@
-"""Regression tests from the review of the ingest write path (branch review-ingest): each
-reproduces a defect against the real stack (Postgres, S3 endpoint, service processes)."""
+"""Where the server ends a PATCH or a creation itself — the R2 deadline passing mid-body, a
+shutdown, a stalled or checksummed chunk, S3 failing, creation outlasting the recovery grace —
+the device is told the truth (422/503, never 460 or 500) and nothing is kept past its deadline
+or left behind in S3 (R2, R5). Real stack: Postgres, the S3 endpoint (behind a gate), service
+processes."""
 
 from __future__ import annotations
 
