@@ -12,19 +12,13 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bwc.devstack.stack import Stack
-from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from bwc.events import CloudEvent, Topic
 from tests.fixtures.clients import wait_for_recording
+from tests.fixtures.events import ingested_event
 
 
 def _event(recording_id: uuid.UUID, *, delete_after: datetime) -> CloudEvent:
-    recorded_at = datetime.now(UTC) - timedelta(hours=1)
-    return CloudEvent.wrap(source="/tests", subject=str(recording_id), data=RecordingIngestedV1(
-        recording_id=recording_id, device_id="cam-direct", officer_id=None,
-        recorded_at=recorded_at, ended_at=None, uploaded_at=datetime.now(UTC), size_bytes=1,
-        sha256="a" * 64, content_type="video/mp4", filename=None, trigger_reason="test",
-        announced=True, imminent_danger=False, in_home=False, location=None,
-        bucket="recordings", object_key=f"recordings/{recording_id}", object_version_id=None,
-        delete_after=delete_after))
+    return ingested_event(recording_id, delete_after=delete_after)
 
 
 async def _send(stack: Stack, *messages: tuple[bytes, bytes]) -> None:

@@ -5,28 +5,16 @@ catalogue keeps running (no restart) and applies every event."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bwc.devstack.stack import Stack
-from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from bwc.events import Topic
+from tests.fixtures.events import encoded, ingested_event
 from tests.fixtures.services import extra_service
-
-
-def _ingested() -> CloudEvent:
-    recording_id, now = uuid.uuid4(), datetime.now(UTC)
-    return CloudEvent.wrap(source="/tests", subject=str(recording_id), data=RecordingIngestedV1(
-        recording_id=recording_id, device_id="cam-rebalance", officer_id=None,
-        recorded_at=now - timedelta(hours=1), ended_at=None, uploaded_at=now, size_bytes=1,
-        sha256="c" * 64, content_type="video/mp4", filename=None, trigger_reason="test",
-        announced=True, imminent_danger=False, in_home=False, location=None,
-        bucket="recordings", object_key=f"recordings/{recording_id}", object_version_id=None,
-        delete_after=now + timedelta(days=1)))
 
 
 async def _applied(db: asyncpg.Connection, ids: list[str]) -> int:
@@ -49,11 +37,10 @@ async def test_a_rebalance_does_not_tear_the_consumer_down(
 
         async def send(n: int, pause: float) -> None:
             for _ in range(n):
-                event = _ingested()
+                event = ingested_event(device_id="cam-rebalance")
                 ids.append(event.subject)
                 await producer.send_and_wait(Topic.RECORDINGS.value, key=event.subject.encode(),
-                                             value=json.dumps(event.model_dump(mode="json"))
-                                             .encode())
+                                             value=encoded(event))
                 await asyncio.sleep(pause)
 
         try:

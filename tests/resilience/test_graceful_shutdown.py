@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -20,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bwc.devstack.processes import Child
 from bwc.devstack.stack import Stack
-from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from bwc.events import Topic
 from tests.fixtures.clients import (
     MIB,
     Device,
@@ -31,6 +29,7 @@ from tests.fixtures.clients import (
     upload_offset,
     wait_for_recording,
 )
+from tests.fixtures.events import encoded, ingested_event
 from tests.fixtures.services import extra_service
 
 DRAIN, GRACE = 3.0, 10.0
@@ -117,21 +116,10 @@ async def test_a_consumer_commits_what_it_applied_before_it_exits(stack: Stack) 
         ids = []
         try:
             for _ in range(5):
-                recording_id = uuid.uuid4()
-                ids.append(recording_id)
-                now = datetime.now(UTC)
-                event = CloudEvent.wrap(source="/tests", subject=str(recording_id),
-                                        data=RecordingIngestedV1(
-                    recording_id=recording_id, device_id="cam-x", officer_id=None,
-                    recorded_at=now - timedelta(hours=1), ended_at=None, uploaded_at=now,
-                    size_bytes=1, sha256="b" * 64, content_type="video/mp4", filename=None,
-                    trigger_reason="test", announced=True, imminent_danger=False,
-                    in_home=False, location=None, bucket="recordings",
-                    object_key=f"recordings/{recording_id}", object_version_id=None,
-                    delete_after=now + timedelta(days=1)))
+                event = ingested_event()
+                ids.append(event.subject)
                 meta = await producer.send_and_wait(
-                    Topic.RECORDINGS.value, key=str(recording_id).encode(),
-                    value=json.dumps(event.model_dump(mode="json")).encode())
+                    Topic.RECORDINGS.value, key=event.subject.encode(), value=encoded(event))
                 tp = TopicPartition(meta.topic, meta.partition)
                 last[tp] = max(last.get(tp, -1), meta.offset)
         finally:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import types
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -16,9 +14,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from bwc.consumer import CONSUMER_MIGRATIONS, EventConsumer
 from bwc.db import create_pool, migrate
 from bwc.devstack.stack import Stack
-from bwc.events import CloudEvent, RecordingIngestedV1, Topic
+from bwc.events import CloudEvent, Topic
 from bwc.kafka import ensure_topics
 from bwc.settings import CommonSettings
+from tests.fixtures.events import encoded, ingested_event
 
 
 def _record(key: bytes, value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -69,20 +68,12 @@ async def test_a_consumer_stopped_mid_batch_commits_what_it_applied(stack: Stack
     try:
         await migrate(pool, schema=schema, sources=[CONSUMER_MIGRATIONS])
         await ensure_topics(settings, [topic.value])
-        now = datetime.now(UTC)
-        events = [CloudEvent.wrap(source="/tests", subject=str(rid), data=RecordingIngestedV1(
-            recording_id=rid, device_id="cam-review", officer_id=None,
-            recorded_at=now - timedelta(hours=1), ended_at=None, uploaded_at=now, size_bytes=1,
-            sha256="e" * 64, content_type="video/mp4", filename=None, trigger_reason="test",
-            announced=True, imminent_danger=False, in_home=False, location=None,
-            bucket="recordings", object_key=f"recordings/{rid}", object_version_id=None,
-            delete_after=now + timedelta(days=1))) for rid in (uuid.uuid4(), uuid.uuid4())]
+        events = [ingested_event(), ingested_event()]
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            sent = [await producer.send_and_wait(topic.value, key=b"k",
-                                                 value=json.dumps(e.model_dump(mode="json"))
-                                                 .encode()) for e in events]
+            sent = [await producer.send_and_wait(topic.value, key=b"k", value=encoded(e))
+                    for e in events]
         finally:
             await producer.stop()
         group = f"review-test-{uuid.uuid4().hex[:8]}"
