@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 
 import asyncpg
 import httpx
@@ -17,24 +16,8 @@ from bwc.devstack import infra
 from bwc.devstack.processes import free_port
 from bwc.devstack.stack import Stack
 from bwc.events import Topic
-from tests.fixtures.clients import auth, encode_metadata, mint, patch_headers, recording_metadata
+from tests.fixtures.clients import upload_through
 from tests.fixtures.services import extra_service
-
-
-async def _upload(http: httpx.AsyncClient, url: str, stack: Stack, data: bytes) -> str:
-    device_id = f"cam-{uuid.uuid4().hex[:8]}"
-    registered = await http.post(f"{url}/api/v1/devices", json={"device_id": device_id},
-                                 headers=auth(mint(stack, "admin", "admin-test")))
-    assert registered.status_code == 201, registered.text
-    token = mint(stack, "device", device_id)
-    created = await http.post(f"{url}/files/", headers={
-        **auth(token), "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
-        "Upload-Metadata": encode_metadata(recording_metadata(device_id))})
-    assert created.status_code == 201, created.text
-    location = created.headers["Location"]
-    patched = await http.patch(location, content=data, headers=patch_headers(token, 0))
-    assert patched.status_code == 204, patched.text
-    return location.rstrip("/").rsplit("/", 1)[-1]
 
 
 async def test_relay_survives_a_broker_that_is_away_at_start_up(
@@ -44,7 +27,7 @@ async def test_relay_survives_a_broker_that_is_away_at_start_up(
     # A database of its own, so the stack's ingest relay cannot publish this outbox for it.
     async with extra_service(stack, "ingest", own_database=True,
                              env={"BWC_KAFKA_BOOTSTRAP": f"127.0.0.1:{broker_port}"}) as ingest:
-        recording_id = await _upload(http, ingest.url, stack, os.urandom(64 * 1024))
+        recording_id = await upload_through(http, stack, ingest.url, os.urandom(64 * 1024))
 
         ready = await http.get(f"{ingest.url}/readyz")
         assert ready.status_code == 200, ready.text  # uploads work: the outbox keeps the event
