@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from bwc.logs import request_id_var
+from bwc.shutdown import Shutdown
 from bwc.supervisor import Supervisor
 
 
@@ -54,7 +55,7 @@ def install_request_middleware(app: FastAPI) -> None:
 
 def operations_router(
     checks: dict[str, ReadinessCheck], supervisor: Supervisor,
-    shutting_down: asyncio.Event | None = None,
+    shutting_down: Shutdown | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["operations"])
 

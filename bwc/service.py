@@ -28,6 +28,7 @@ from bwc.problems import install_problem_handlers
 from bwc.routing import install_routing
 from bwc.s3 import ObjectStore, make_client
 from bwc.settings import CommonSettings
+from bwc.shutdown import Shutdown
 from bwc.supervisor import Supervisor, TaskFn
 
 
@@ -47,7 +48,7 @@ def build_app(
     app.state.settings = settings
     app.state.supervisor = Supervisor()
     #: Set on SIGTERM by ``bwc.serve``: readiness fails, long requests wind down.
-    app.state.shutting_down = asyncio.Event()
+    app.state.shutting_down = Shutdown()
     app.state.verifier = JwksVerifier(
         settings.auth_jwks_url, issuer=settings.auth_issuer, audience=settings.auth_audience,
         leeway=settings.auth_leeway.total_seconds(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from bwc.problems import Problem
 from bwc.s3 import ObjectStore, UploadedPart
+from bwc.shutdown import Shutdown
 
 #: Chunk checksum algorithms (tus checksum extension). tuspy and tus-js-client send sha1.
 CHECKSUM_ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
@@ -55,6 +57,7 @@ class ChunkChecksum:
 
 
 DEADLINE_PASSED = "the R2 deadline passed while the body was arriving"
+SHUTTING_DOWN = "this ingest instance is shutting down"
 
 
 class CutOff(Exception):
@@ -73,8 +76,8 @@ class TransferGuard:
     sender (time the server spends sending parts to S3 is not the sender's fault)."""
 
     idle_timeout: float
-    #: Set when the server shuts down: the body ends at the next piece (``bwc.serve``).
-    stop: asyncio.Event | None = None
+    #: The process's shutdown signal: the body ends at once when it comes (``bwc.serve``).
+    stop: Shutdown | None = None
     min_rate: int = 0
     grace: float = 0.0
     window: float = 30.0
@@ -83,16 +86,26 @@ class TransferGuard:
     waited: float = 0.0
     _window_waited: float = 0.0
     _window_bytes: int = 0
+    #: The timeout of the read in progress, which a shutdown moves to "now".
+    _waiting: asyncio.Timeout | None = None
+
+    def interrupt(self) -> None:
+        """End the read in progress now (called by ``Shutdown`` while the body is read)."""
+        if self._waiting is not None:
+            self._waiting.reschedule(asyncio.get_running_loop().time())
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     async def read(self, pieces: AsyncIterator[bytes]) -> bytes:
         """The next piece; raises ``StopAsyncIteration`` at the end and ``CutOff``.
 
-        The wait for a piece itself ends at a shutdown and at the R2 deadline: a device that
-        sends nothing at that moment must not keep the request open until the idle timeout
-        (past the shutdown grace it would be cancelled and every byte of it lost; past the
-        deadline its bytes would stay in S3, R2)."""
-        if self.stop is not None and self.stop.is_set():
-            raise CutOff("shutdown", "this ingest instance is shutting down")
+        The wait for a piece itself ends at a shutdown (``interrupt``) and at the R2
+        deadline: a device that sends nothing at that moment must not keep the request open
+        until the idle timeout (past the shutdown grace it would be cancelled and every byte
+        of it lost; past the deadline its bytes would stay in S3, R2)."""
+        if self._stopping():
+            raise CutOff("shutdown", SHUTTING_DOWN)
         timeout, on_timeout = self.idle_timeout, "idle"
         if self.deadline is not None:
             left = (self.deadline - datetime.now(UTC)).total_seconds()
@@ -101,24 +114,17 @@ class TransferGuard:
             if left < timeout:
                 timeout, on_timeout = left, "deadline"
         started = time.monotonic()
-        read: asyncio.Future[bytes] = asyncio.ensure_future(anext(pieces))
-        stopping = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
         try:
-            await asyncio.wait([f for f in (read, stopping) if f is not None], timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if stopping is not None:
-                stopping.cancel()
-            if not read.done():
-                read.cancel()
-                await asyncio.wait([read])
-        if not read.done() or read.cancelled():
-            if self.stop is not None and self.stop.is_set():
-                raise CutOff("shutdown", "this ingest instance is shutting down")
+            async with asyncio.timeout(timeout) as self._waiting:
+                piece = await anext(pieces)  # StopAsyncIteration at the end, ClientDisconnect
+        except TimeoutError:
+            if self._stopping():
+                raise CutOff("shutdown", SHUTTING_DOWN) from None
             if on_timeout == "deadline":
-                raise CutOff("deadline", DEADLINE_PASSED)
-            raise CutOff("idle", f"nothing arrived for {self.idle_timeout:g} s")
-        piece = read.result()  # StopAsyncIteration at the end, ClientDisconnect
+                raise CutOff("deadline", DEADLINE_PASSED) from None
+            raise CutOff("idle", f"nothing arrived for {self.idle_timeout:g} s") from None
+        finally:
+            self._waiting = None
         waited = time.monotonic() - started
         self.waited += waited
         self._window_waited += waited
@@ -150,19 +156,20 @@ async def read_body(
     chunk checksum; ends on a disconnect or raises ``CutOff``."""
     pieces = aiter(body)
     received = 0
-    while True:
-        try:
-            piece = await guard.read(pieces)
-        except StopAsyncIteration:
-            return
-        received += len(piece)
-        if received > remaining:
-            raise Problem(413, "Upload too large",
-                          f"the body goes beyond Upload-Length by {received - remaining} "
-                          "bytes; nothing of this request was kept")
-        if checksum is not None:
-            checksum.hasher.update(piece)
-        yield piece
+    with guard.stop.listening(guard.interrupt) if guard.stop else contextlib.nullcontext():
+        while True:
+            try:
+                piece = await guard.read(pieces)
+            except StopAsyncIteration:
+                return
+            received += len(piece)
+            if received > remaining:
+                raise Problem(413, "Upload too large",
+                              f"the body goes beyond Upload-Length by {received - remaining} "
+                              "bytes; nothing of this request was kept")
+            if checksum is not None:
+                checksum.hasher.update(piece)
+            yield piece
 
 
 async def stream_into_parts(

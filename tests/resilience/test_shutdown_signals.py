@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from bwc.devstack.processes import free_port
 from bwc.devstack.stack import Stack
 from bwc.serve import GracefulServer
+from bwc.shutdown import Shutdown
 from tests.fixtures.services import extra_service
 
 
@@ -33,7 +34,7 @@ async def test_a_second_sigint_skips_the_drain_but_not_the_lifespan_shutdown(
         shutdown_ran.set()
 
     app = FastAPI(lifespan=lifespan)
-    app.state.shutting_down = asyncio.Event()
+    app.state.shutting_down = Shutdown()
 
     @app.get("/slow")
     async def slow() -> dict[str, str]:
