@@ -18,7 +18,7 @@ import asyncpg
 from bwc.problems import Problem
 from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
-from services.ingest.protocol import tus_headers
+from services.ingest.protocol import RETRY_AFTER, tus_headers
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def create_multipart_upload(
             "recording_id": str(upload_id), "error": repr(exc)})
         raise Problem(503, "Object storage unavailable",
                       "the upload could not be created; retry after the time in Retry-After",
-                      headers=tus_headers(**{"Retry-After": "5"})) from exc
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from exc
     async with pool.acquire() as conn:
         if await repo.start_receiving(conn, upload_id, s3_upload_id):
             return
@@ -54,4 +54,4 @@ async def create_multipart_upload(
                 extra={"recording_id": str(upload_id)})
     raise Problem(503, "Object storage too slow",
                   "the upload could not be created in time; retry after the time in Retry-After",
-                  headers=tus_headers(**{"Retry-After": "5"}))
+                  headers=tus_headers(**{"Retry-After": RETRY_AFTER}))

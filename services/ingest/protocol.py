@@ -15,6 +15,8 @@ from services.ingest.metadata import MAX_METADATA_BYTES
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,checksum,termination,expiration"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+#: Seconds a device is asked to wait before trying again (503, 423, 429).
+RETRY_AFTER = "5"
 
 
 def install_tus_headers(app: FastAPI, prefix: str) -> None:

@@ -36,14 +36,12 @@ from services.ingest.completion import (
 )
 from services.ingest.config import IngestSettings
 from services.ingest.metrics import COMPLETION_FAILURES, WRITES_CUT_OFF, WRITES_REFUSED
-from services.ingest.protocol import http_date, tus_headers
+from services.ingest.protocol import RETRY_AFTER, http_date, tus_headers
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
 
 log = logging.getLogger(__name__)
 
-#: Seconds a device is asked to wait before trying again (503, 423, 429).
-RETRY_AFTER = "5"
 
 
 @contextlib.asynccontextmanager
