@@ -37,15 +37,14 @@ class GracefulServer(uvicorn.Server):
         self._draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler runs between two bytecodes of the loop's thread: hand over to the
+        # loop rather than touch asyncio objects (the shutdown wakes waiting reads) from here.
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._begin_shutdown)
         if self._draining or self.drain <= 0:
-            self._begin_shutdown()
             super().handle_exit(sig, frame)
             return
         self._draining = True
-        # A signal handler runs between two bytecodes of the loop's thread: hand over to the
-        # loop rather than touch asyncio objects from here.
-        loop = asyncio.get_event_loop()
-        loop.call_soon_threadsafe(self._begin_shutdown)
         loop.call_soon_threadsafe(loop.call_later, self.drain, self._end_drain, sig)
 
     def _begin_shutdown(self) -> None:
