@@ -1,7 +1,8 @@
 """CloudEvents 1.0 envelopes and the versioned event payloads the services exchange.
 
-Every event type has one pydantic model; ``EVENT_DATA_MODELS`` maps the dotted type name to it.
-The JSON Schemas in ``docs/events/`` are generated from these models (``bwc schemas``).
+Every event type has one pydantic model; ``EVENT_DATA_MODELS`` maps the dotted type name to it
+and ``TOPIC_OF`` to the topic it travels on. The JSON Schemas in ``docs/events/`` are generated
+from these models (``bwc schemas``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,27 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from bwc.events.audit import AuditAction, AuditEventV1, AuditService
+from bwc.events.recordings import (
+    DeletionReason,
+    HoldReason,
+    RecordingDeletedV1,
+    RecordingHoldPlacedV1,
+    RecordingHoldReleasedV1,
+    RecordingIngestedV1,
+    RecordingReviewedV1,
+    RemovedItem,
+    ReviewOutcome,
+)
+
+__all__ = [
+    "EVENT_DATA_MODELS", "SPEC_VERSION", "TOPIC_OF", "AuditAction", "AuditEventV1",
+    "AuditService", "CloudEvent", "DeletionReason", "EventType", "HoldReason",
+    "RecordingDeletedV1", "RecordingHoldPlacedV1", "RecordingHoldReleasedV1",
+    "RecordingIngestedV1", "RecordingReviewedV1", "RemovedItem", "ReviewOutcome", "Topic",
+]
 
 SPEC_VERSION = "1.0"
 
@@ -27,38 +48,21 @@ class EventType(StrEnum):
     RECORDING_HOLD_PLACED = "recording.hold_placed"
     RECORDING_HOLD_RELEASED = "recording.hold_released"
     RECORDING_DELETED = "recording.deleted"
-
-
-class RecordingIngestedV1(BaseModel):
-    """Data of ``recording.ingested``: a recording is fully stored and its hash recorded."""
-
-    # Tolerant reader: a producer one version ahead may add fields; they are ignored.
-    model_config = ConfigDict(extra="ignore")
-
-    schema_version: int = 1
-    recording_id: uuid.UUID
-    device_id: str
-    officer_id: str | None
-    recorded_at: AwareDatetime
-    ended_at: AwareDatetime | None
-    uploaded_at: AwareDatetime
-    size_bytes: int
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_type: str
-    filename: str | None
-    trigger_reason: str
-    announced: bool
-    imminent_danger: bool
-    in_home: bool
-    location: str | None
-    bucket: str
-    object_key: str
-    object_version_id: str | None
-    delete_after: AwareDatetime
+    AUDIT_RECORDED = "audit.recorded"
 
 
 EVENT_DATA_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.RECORDING_INGESTED: RecordingIngestedV1,
+    EventType.RECORDING_REVIEWED: RecordingReviewedV1,
+    EventType.RECORDING_HOLD_PLACED: RecordingHoldPlacedV1,
+    EventType.RECORDING_HOLD_RELEASED: RecordingHoldReleasedV1,
+    EventType.RECORDING_DELETED: RecordingDeletedV1,
+    EventType.AUDIT_RECORDED: AuditEventV1,
+}
+
+TOPIC_OF: dict[EventType, Topic] = {
+    event_type: Topic.AUDIT if event_type is EventType.AUDIT_RECORDED else Topic.RECORDINGS
+    for event_type in EventType
 }
 
 
