@@ -55,9 +55,11 @@ UNAVAILABLE = Counter("bwc_audit_unavailable_total",
                       "Audited requests refused with 503 because the entry could not be written")
 
 #: What a database that cannot take the entry raises: server errors (a missing or locked
-#: table, a lock timeout), a lost connection, a refused connection, a pool timeout.
-_DATABASE_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
+#: table, a lock timeout) and a lost connection, wherever they happen.
+_DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
+#: ``OSError`` (``TimeoutError`` is one) is what acquiring a connection or committing raises
+#: when the server is unreachable or slow. Raised by the caller's own block it is not ours to
+#: judge: a review handler's object-storage failure must not read "audit log unavailable".
 
 @dataclass(frozen=True)
 class Actor:
@@ -142,12 +144,17 @@ async def transaction(
     the commit — the caller gets 503 and nothing of the change is kept (R7). Problems raised
     inside the block roll it back and pass through unchanged, so a handler that wants an
     attempted access recorded raises its 404 *after* the block."""
+    in_block = False
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 f"SET LOCAL lock_timeout = {int(lock_timeout.total_seconds() * 1000)}")
+            in_block = True
             yield conn
-    except _DATABASE_FAILURES as exc:
+            in_block = False
+    except (*_DATABASE_ERRORS, OSError) as exc:
+        if in_block and not isinstance(exc, _DATABASE_ERRORS):
+            raise
         UNAVAILABLE.inc()
         log.error("audited request refused: the audit entry could not be written",
                   extra={"error": repr(exc)[:500]})

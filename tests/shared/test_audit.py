@@ -15,6 +15,7 @@ from bwc import audit
 from bwc.audit import Actor
 from bwc.auth import Principal, Role
 from bwc.db import create_pool, migrate
+from bwc.devstack.processes import free_port
 from bwc.devstack.stack import Stack
 from bwc.events import AuditAction, AuditService, CloudEvent, Topic
 from bwc.logs import request_id_var
@@ -141,6 +142,31 @@ async def test_a_locked_outbox_is_503_after_the_lock_timeout_not_a_hang(
             # The pool's command timeout is a minute; the lock timeout ends it long before.
             await asyncio.wait_for(audited(), timeout=20)
     assert refused.value.status == 503
+
+
+async def test_a_failure_of_the_callers_own_that_is_no_database_error_passes_through(
+    scratch: tuple[asyncpg.Pool, str],
+) -> None:
+    """An object store that is away (review, retention) is the caller's to report, not
+    "audit log unavailable"."""
+    pool, _ = scratch
+    with pytest.raises(ConnectionRefusedError):
+        async with audit.transaction(pool):
+            raise ConnectionRefusedError("object store away")
+
+
+async def test_an_unreachable_database_is_503() -> None:
+    # min_size=0: the pool connects on the first acquire, to a port nothing listens on.
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/bwc",
+                                     min_size=0, max_size=1)
+    try:
+        with pytest.raises(Problem) as refused:
+            async with audit.transaction(pool):
+                pytest.fail("no connection, no block")
+        assert refused.value.status == 503
+        assert isinstance(refused.value.__cause__, OSError)
+    finally:
+        await pool.close()
 
 
 def test_actor_is_the_strongest_granting_role() -> None:
