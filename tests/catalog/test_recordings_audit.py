@@ -16,7 +16,7 @@ from bwc import dev_issuer
 from bwc.devstack.stack import Stack
 from bwc.events import CloudEvent, RecordingIngestedV1
 from services.catalog import repository as repo
-from tests.fixtures.audit import (
+from tests.fixtures.audit_outbox import (
     consume_audit_event,
     outbox_entries,
     request_id,

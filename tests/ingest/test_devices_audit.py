@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 
 from bwc.devstack.stack import Stack
-from tests.fixtures.audit import outbox_entries, request_id
+from tests.fixtures.audit_outbox import outbox_entries, request_id
 from tests.fixtures.clients import auth, mint
 from tests.fixtures.services import extra_service
 

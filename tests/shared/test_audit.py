@@ -21,7 +21,7 @@ from bwc.events import AuditAction, AuditService, CloudEvent, Topic
 from bwc.logs import request_id_var
 from bwc.outbox import OUTBOX_MIGRATIONS
 from bwc.problems import Problem
-from tests.fixtures.audit import outbox_entries
+from tests.fixtures.audit_outbox import outbox_entries
 
 
 @pytest.fixture
