@@ -6,6 +6,7 @@ Also the request-id middleware, which tags every log line and response with ``X-
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,18 @@ class ReadinessCheck:
     required: bool = True
 
 
+#: A caller's ``X-Request-ID`` is kept (a gateway's id then correlates its logs with ours and
+#: with the audit entries, ``bwc.audit``) when it is 1-200 visible ASCII characters; anything
+#: else — too long for an audit entry, spaces, control characters that would forge log
+#: lines — is replaced by a fresh id, which the response names.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def request_id_of(request: Request) -> str:
+    offered = request.headers.get("x-request-id", "")
+    return offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+
+
 REQUESTS = Counter("bwc_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("bwc_http_request_seconds", "HTTP request latency", ["method", "route"])
 
@@ -38,7 +51,7 @@ def install_request_middleware(app: FastAPI) -> None:
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id_of(request)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:

@@ -2,6 +2,10 @@
 
 Who may call: ``reviewer`` and ``supervisor`` see all recordings; an ``officer`` sees the
 metadata of their own recordings only (others are reported as not found). Other roles: 403.
+
+Every read is audited (R7): the entry (``view_metadata`` for one recording, ``search`` for a
+list) commits in the transaction of the read, before the body is sent; if it cannot be
+written, nothing is shown (503, ``bwc.audit.transaction``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import base64
 import binascii
 import json
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -17,7 +22,10 @@ import asyncpg
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from bwc import audit
+from bwc.audit import Actor
 from bwc.auth import Principal, Role
+from bwc.events import AuditAction, AuditService
 from bwc.instants import UtcDatetime, to_utc
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
@@ -92,6 +100,11 @@ def _officer_only(principal: Principal) -> bool:
     return not principal.has(Role.REVIEWER, Role.SUPERVISOR)
 
 
+def _reader(principal: Principal) -> Actor:
+    """The role that granted the read, strongest first."""
+    return Actor.of(principal, Role.SUPERVISOR, Role.REVIEWER, Role.OFFICER)
+
+
 @router.get("", summary="List recordings (roles: reviewer, supervisor; officer: own only)")
 async def list_recordings(
     principal: RecordingReaderDep,
@@ -114,9 +127,14 @@ async def list_recordings(
                                recorded_from=recorded_from, recorded_to=recorded_to,
                                in_home=in_home, announced=announced)
     after = _decode_cursor(cursor) if cursor else None
-    async with pool.acquire() as conn:
+    async with audit.transaction(pool) as conn:
         rows = await repo.list_recordings(conn, flt, after=after, limit=limit + 1)
-    items = [_recording(r) for r in rows[:limit]]
+        items = [_recording(r) for r in rows[:limit]]
+        filters = {k: v for k, v in asdict(flt).items() if v is not None}
+        await audit.record(conn, service=AuditService.CATALOG, actor=_reader(principal),
+                           action=AuditAction.SEARCH, details={
+                               "filters": filters, "limit": limit, "cursor": cursor,
+                               "ids": [str(r.id) for r in items]})
     next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
     return RecordingPage(items=items, next_cursor=next_cursor)
 
@@ -127,8 +145,19 @@ async def list_recordings(
 async def get_recording(
     recording_id: uuid.UUID, principal: RecordingReaderDep, pool: PoolDep
 ) -> Recording:
-    async with pool.acquire() as conn:
+    async with audit.transaction(pool) as conn:
         row = await repo.get_recording(conn, recording_id)
-    if row is None or (_officer_only(principal) and row["officer_id"] != principal.sub):
+        if row is None:
+            result = "unknown"
+        elif _officer_only(principal) and row["officer_id"] != principal.sub:
+            result = "not_own"
+        else:
+            result = "shown"
+        # An attempt is recorded too: an officer probing other officers' recordings, or ids
+        # that do not exist, is what an auditor looks for. The caller sees one 404 for both.
+        await audit.record(conn, service=AuditService.CATALOG, actor=_reader(principal),
+                           action=AuditAction.VIEW_METADATA, recording_id=recording_id,
+                           details={"result": result})
+    if row is None or result != "shown":
         raise Problem(404, "Recording not found", f"no recording {recording_id}")
     return _recording(row)

@@ -1,4 +1,5 @@
-"""Catalogue service app: the recordings.v1 consumer and the read APIs."""
+"""Catalogue service app: the recordings.v1 consumer, the read APIs and the relay of their
+audit entries (``audit.v1``, R7)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bwc.consumer import CONSUMER_MIGRATIONS
+from bwc.events import Topic
 from bwc.logs import configure_logging
-from bwc.service import background, build_app, open_database
+from bwc.outbox import OUTBOX_MIGRATIONS
+from bwc.service import background, build_app, open_database, outbox_relay_task
 from services.catalog import api, consumers
 from services.catalog.config import CatalogSettings
 
 SCHEMA = "catalog"
-MIGRATIONS = [Path(__file__).parent / "migrations", CONSUMER_MIGRATIONS]
+#: The shared outbox (``outbox/001_outbox.sql``) carries the audit entries of the reads.
+MIGRATIONS = [Path(__file__).parent / "migrations", CONSUMER_MIGRATIONS, OUTBOX_MIGRATIONS]
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
@@ -27,7 +31,12 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool = pool
             consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
-            async with background(app, ("recordings-consumer", consumer.run)):
+            async with background(
+                app,
+                ("recordings-consumer", consumer.run),
+                outbox_relay_task(settings, pool, schema=SCHEMA, topics=[Topic.AUDIT],
+                                  client_id="bwc-catalog"),
+            ):
                 yield
 
     return build_app(

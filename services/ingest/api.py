@@ -1,4 +1,9 @@
-"""Device registry: ``/api/v1/devices``. Who may call: ``admin`` only."""
+"""Device registry: ``/api/v1/devices``. Who may call: ``admin`` only.
+
+Every change of the registry is audited (R7): ``device_registered`` / ``device_changed`` is
+written in the transaction of the change (``bwc.audit``); if it cannot be, the change is not
+made (503).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ import asyncpg
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, Field
 
+from bwc import audit
+from bwc.audit import Actor
+from bwc.auth import Role
+from bwc.events import AuditAction, AuditService
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
 from bwc.text import IDENTIFIER, Identifier, ShortText
@@ -65,14 +74,29 @@ def _out(row: asyncpg.Record) -> DeviceOut:
     return DeviceOut(**dict(row))
 
 
+#: The fields of a device an audit entry shows (a device has no secrets: its token is the
+#: IdP's, keyed by ``device_id``).
+AUDITED_FIELDS = ("model", "officer_id", "enabled")
+
+
+def _subject(device_id: str) -> str:
+    """The audit entry's key: one device's entries stay in order (``bwc.audit.audit_key``)."""
+    return f"device:{device_id}"
+
+
 @router.post("", status_code=201, summary="Register a device (role: admin)",
              responses=problem_responses(409))
 async def register_device(body: DeviceIn, admin: AdminDep, pool: PoolDep) -> DeviceOut:
-    async with pool.acquire() as conn:
+    async with audit.transaction(pool) as conn:
         row = await repo.insert_device(conn, device_id=body.device_id, model=body.model,
                                        officer_id=body.officer_id, registered_by=admin.sub)
-    if row is None:
-        raise Problem(409, "Device exists", f"device {body.device_id!r} is already registered")
+        if row is None:
+            raise Problem(409, "Device exists",
+                          f"device {body.device_id!r} is already registered")
+        await audit.record(
+            conn, service=AuditService.INGEST, actor=Actor.of(admin, Role.ADMIN),
+            action=AuditAction.DEVICE_REGISTERED, subject=_subject(body.device_id),
+            details={"device_id": row["device_id"], **{f: row[f] for f in AUDITED_FIELDS}})
     return _out(row)
 
 
@@ -105,10 +129,20 @@ async def get_device(device_id: DevicePath, _admin: AdminDep, pool: PoolDep) -> 
 @router.patch("/{device_id}", summary="Change or disable a device (role: admin)",
               responses=problem_responses(404))
 async def update_device(
-    device_id: DevicePath, body: DevicePatch, _admin: AdminDep, pool: PoolDep
+    device_id: DevicePath, body: DevicePatch, admin: AdminDep, pool: PoolDep
 ) -> DeviceOut:
-    async with pool.acquire() as conn:
-        row = await repo.update_device(conn, device_id, changes=body.model_dump(exclude_unset=True))
-    if row is None:
-        raise Problem(404, "Device not found", f"no device {device_id!r}")
+    async with audit.transaction(pool) as conn:
+        before = await repo.lock_device(conn, device_id)
+        if before is None:
+            raise Problem(404, "Device not found", f"no device {device_id!r}")
+        row = await repo.update_device(conn, device_id,
+                                       changes=body.model_dump(exclude_unset=True))
+        assert row is not None  # locked above
+        # Only what differs: a PATCH repeating the current values is recorded with none.
+        changes = {f: {"old": before[f], "new": row[f]}
+                   for f in AUDITED_FIELDS if before[f] != row[f]}
+        await audit.record(
+            conn, service=AuditService.INGEST, actor=Actor.of(admin, Role.ADMIN),
+            action=AuditAction.DEVICE_CHANGED, subject=_subject(device_id),
+            details={"device_id": device_id, "changes": changes})
     return _out(row)

@@ -43,8 +43,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             app.state.device_writes = Counter()
             async with background(
                 app,
-                outbox_relay_task(settings, pool, schema=SCHEMA, topics=[Topic.RECORDINGS],
-                                  client_id="bwc-ingest"),
+                # The outbox also carries the device registry's audit entries (R7).
+                outbox_relay_task(settings, pool, schema=SCHEMA,
+                                  topics=[Topic.RECORDINGS, Topic.AUDIT], client_id="bwc-ingest"),
                 ("upload-janitor",
                  partial(janitor.run, pool, store, settings.ingest_janitor_interval,
                          recovery_grace=settings.ingest_recovery_grace)),

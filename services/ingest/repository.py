@@ -89,6 +89,16 @@ async def get_device(conn: Connection, device_id: str) -> asyncpg.Record | None:
     return record
 
 
+async def lock_device(conn: Connection, device_id: str) -> asyncpg.Record | None:
+    """The device as it is, locked until the transaction ends: what a change is measured
+    against (the audit entry's old values)."""
+    record: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {DEVICE_COLUMNS} FROM ingest.devices WHERE device_id = $1 FOR UPDATE",
+        device_id,
+    )
+    return record
+
+
 async def list_devices(
     conn: Connection, *, after: str | None, limit: int
 ) -> list[asyncpg.Record]:

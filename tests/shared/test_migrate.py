@@ -54,7 +54,8 @@ def test_service_starts_after_bwc_migrate(
         [sys.executable, "-m", "bwc.cli.main", "migrate", "--service", "catalog",
          "--service", "ingest"], env=env, capture_output=True, text=True, timeout=60,
         check=True)
-    assert "catalog: 2 migration(s) applied" in migrated.stdout  # its own and the consumer's
+    # its own, the consumer's and the outbox (audit entries, R7)
+    assert "catalog: 3 migration(s) applied" in migrated.stdout
     again = subprocess.run(
         [sys.executable, "-m", "bwc.cli.main", "migrate", "--service", "catalog"], env=env,
         capture_output=True, text=True, timeout=60, check=True)
