@@ -284,7 +284,7 @@ class Multipart:
             md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
             result: dict[str, Any] = self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                Body=bytes(data) if isinstance(data, bytearray) else data, ContentMD5=md5)
+                Body=data, ContentMD5=md5)
             return result
 
         result = await asyncio.to_thread(_send)

@@ -19,7 +19,7 @@ class IngestSettings(CommonSettings):
     #: Bytes per S3 part. One PATCH holds the part being filled plus its parts in flight.
     ingest_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=512 * MIB)
     #: Parts of one upload sent to S3 at once while its body goes on arriving.
-    ingest_parts_in_flight: int = Field(default=2, ge=1, le=16)
+    ingest_parts_in_flight: int = Field(default=3, ge=1, le=16)
     #: Bytes of parts on their way to S3 in the whole process; a PATCH whose next part does not
     #: fit stops reading its body until one is confirmed (at least one part always fits).
     ingest_memory_budget: int = Field(default=64 * MIB, ge=S3_MIN_PART_SIZE)
