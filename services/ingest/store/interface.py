@@ -116,12 +116,14 @@ class UploadStore(Protocol):
         """Start storing a new upload; returns the backend's id for it."""
 
     async def append(self, upload: StoredUpload, body: AsyncIterable[bytes]) -> Chunk:
-        """Read ``body`` (appended at ``upload.offset``) and store every full part of it.
+        """Read ``body`` (appended at ``upload.offset``) and store every full part of it, and
+        the last part if the body brings the file's last byte.
 
         Raises ``StorageUnavailable``/``StorageFull``; nothing is committed by the store."""
 
     async def seal(self, upload: StoredUpload, chunk: Chunk, *, ledger: Ledger) -> None:
-        """Store what of ``chunk`` is below a part (a tail segment, or the file's last part)."""
+        """Store what of ``chunk`` is below a part as a tail segment (``append`` already sent
+        the file's last part when the chunk brought the last byte)."""
 
     def committed(self, upload: StoredUpload, chunk: Chunk) -> None:
         """The caller committed ``chunk``: its running hash and tail become current."""

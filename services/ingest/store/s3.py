@@ -179,6 +179,18 @@ class S3UploadStore:
                         await sender.send(pending.number, data)
                         pending.number += 1
                         del data  # the sender holds the part until S3 confirms it
+                if chunk.end == upload.length:
+                    # The last byte: what is left is the last part (S3 allows it to be small),
+                    # sent alongside the parts still in flight. Should the chunk not be kept
+                    # (checksum mismatch), it is an unrecorded part like any other.
+                    data = pending.buffer
+                    if pending.tail_size:
+                        data = await self._tail(upload) + data
+                        chunk.superseded = self._current_segments(upload)
+                        pending.tail_size, pending.tail_consumed = 0, True
+                    if data or not (upload.parts or pending.number > 1):
+                        await sender.send(pending.number, data)
+                    pending.buffer = bytearray()
                 chunk.parts = await sender.settle()
         finally:
             # On any failure: let the parts in flight end, so the budget is whole again.
@@ -189,15 +201,7 @@ class S3UploadStore:
     async def seal(self, upload: StoredUpload, chunk: Chunk, *, ledger: Ledger) -> None:
         pending: _Pending = chunk.state
         with translated():
-            if chunk.end == upload.length:
-                # The last byte: what is left is the last part (S3 allows it to be small).
-                data = pending.buffer
-                if pending.tail_size:
-                    data = await self._tail(upload) + data
-                    chunk.superseded = self._current_segments(upload)
-                if data or not (upload.parts or chunk.parts):
-                    chunk.parts.append(await self.multipart.upload_part(
-                        upload.object_key, _s3_id(upload), pending.number, data))
+            if chunk.end == upload.length:  # the last part went with the others (append)
                 chunk.tail_size = 0
                 if pending.hasher is not None:
                     chunk.sha256 = pending.hasher.hexdigest()
