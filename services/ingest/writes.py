@@ -36,7 +36,7 @@ from services.ingest.metrics import COMPLETION_FAILURES, WRITES_CUT_OFF, WRITES_
 from services.ingest.protocol import RETRY_AFTER, http_date, tus_headers
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
-from services.ingest.store import StorageFull, StorageUnavailable, UploadStore
+from services.ingest.store import Chunk, StorageFull, StorageUnavailable, UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,7 @@ async def append(
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
     store.committed(upload, chunk)
-    if removed := await store.release(chunk):
-        await repo.forget_segments(conn, upload_id, removed)
+    await forget_superseded(conn, store, chunk)
     if body.cut_off is not None:
         WRITES_CUT_OFF.labels(body.cut_off.kind).inc()
         raise Problem(503, CUT_OFF_TITLES[body.cut_off.kind],
@@ -241,6 +240,18 @@ async def append(
     finished = await repo.get_upload(conn, upload_id)
     assert finished is not None
     return await finish(conn, store, finished)
+
+
+async def forget_superseded(conn: Connection, store: UploadStore, chunk: Chunk) -> None:
+    """Remove the segments a committed chunk turned into a part. Best effort: the bytes are
+    committed, so a failure here is not the device's; the rows keep naming the segments and
+    the completion or the janitor removes them (R5)."""
+    try:
+        if removed := await store.release(chunk):
+            await repo.forget_segments(conn, chunk.upload_id, removed)
+    except Exception as exc:
+        log.warning("superseded segments left for later removal", extra={
+            "recording_id": str(chunk.upload_id), "error": repr(exc)})
 
 
 async def rejoin(
