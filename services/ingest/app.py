@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from bwc.events import Topic
 from bwc.logs import configure_logging
 from bwc.outbox import OUTBOX_MIGRATIONS
+from bwc.s3 import make_multipart
 from bwc.service import (
     background,
     build_app,
@@ -24,6 +25,7 @@ from bwc.service import (
 from services.ingest import api, janitor, tus
 from services.ingest.config import IngestSettings
 from services.ingest.protocol import install_tus_headers
+from services.ingest.store import S3UploadStore
 
 SCHEMA = "ingest"
 MIGRATIONS = [OUTBOX_MIGRATIONS, Path(__file__).parent / "migrations"]
@@ -39,6 +41,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         await store.ensure_bucket()
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool, app.state.store = pool, store
+            upload_store = S3UploadStore(
+                store, make_multipart(settings.s3_endpoint, access_key=settings.s3_access_key,
+                                      secret_key=settings.s3_secret_key,
+                                      region=settings.s3_region, bucket=settings.s3_bucket,
+                                      ca_file=settings.s3_ca_file),
+                part_size=settings.ingest_part_size,
+                parts_in_flight=settings.ingest_parts_in_flight,
+                memory_budget=settings.ingest_memory_budget,
+                tail_cache=settings.ingest_tail_cache)
+            app.state.upload_store = upload_store
             app.state.write_slots = asyncio.Semaphore(settings.ingest_max_concurrent_writes)
             app.state.device_writes = Counter()
             async with background(
@@ -47,7 +59,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 outbox_relay_task(settings, pool, schema=SCHEMA,
                                   topics=[Topic.RECORDINGS, Topic.AUDIT], client_id="bwc-ingest"),
                 ("upload-janitor",
-                 partial(janitor.run, pool, store, settings.ingest_janitor_interval,
+                 partial(janitor.run, pool, upload_store, settings.ingest_janitor_interval,
                          recovery_grace=settings.ingest_recovery_grace)),
             ):
                 yield

@@ -1,9 +1,5 @@
-"""Streaming one PATCH body into S3 parts with bounded memory.
-
-The body is read piece by piece; whenever a full part has gathered it is sent to S3 at once.
-What is left (less than one part) is handed back as the new tail, which the caller stores
-with the offset. Memory per PATCH therefore stays below two parts (the buffer and, while it is
-handed to S3, its copy) plus one network read, whatever the file size.
+"""Reading one PATCH body: piece by piece, bounded by ``Upload-Length``, hashed for the tus
+chunk checksum; what becomes of the pieces is the upload store's business (``store``).
 
 A sender that is idle or too slow is cut off (``TransferGuard``): one slow device must not
 hold a write slot and its database connection for hours. What arrived before is kept.
@@ -24,7 +20,6 @@ from datetime import UTC, datetime
 from starlette.requests import ClientDisconnect
 
 from bwc.problems import Problem
-from bwc.s3 import ObjectStore, UploadedPart
 from bwc.shutdown import Shutdown
 
 #: Chunk checksum algorithms (tus checksum extension). tuspy and tus-js-client send sha1.
@@ -139,15 +134,6 @@ class TransferGuard:
         return piece
 
 
-@dataclass
-class ChunkResult:
-    received: int
-    new_parts: list[UploadedPart]
-    tail: bytes
-    disconnected: bool
-    cut_off: CutOff | None = None
-
-
 async def read_body(
     body: AsyncIterator[bytes], *, remaining: int, checksum: ChunkChecksum | None,
     guard: TransferGuard,
@@ -172,49 +158,27 @@ async def read_body(
             yield piece
 
 
-async def stream_into_parts(
-    body: AsyncIterator[bytes],
-    *,
-    store: ObjectStore,
-    object_key: str,
-    s3_upload_id: str,
-    first_part_number: int,
-    tail: bytes,
-    part_size: int,
-    remaining: int,
-    checksum: ChunkChecksum | None,
-    guard: TransferGuard,
-) -> ChunkResult:
-    buffer = bytearray(tail)
-    del tail  # the caller passed its only reference: the buffer is the one copy now
-    parts: list[UploadedPart] = []
-    received = 0
-    disconnected = False
-    cut_off: CutOff | None = None
-    try:
-        async for piece in read_body(body, remaining=remaining, checksum=checksum, guard=guard):
-            received += len(piece)
-            view = memoryview(piece)
-            while view:
-                room = part_size - len(buffer)
-                buffer += view[:room]
-                view = view[room:]
-                if len(buffer) < part_size:
-                    continue
-                number = first_part_number + len(parts)
-                data = bytes(buffer)
-                buffer = bytearray()  # the full buffer goes; at most two parts were alive
-                # A part that is uploaded but never recorded (failed checksum, lost race) is
-                # harmless: the next attempt overwrites the same part number, and
-                # CompleteMultipartUpload only takes the recorded parts.
-                etag = await store.upload_part(object_key, s3_upload_id, number, data)
-                parts.append(UploadedPart(number, etag, len(data)))
-                del data
-    except ClientDisconnect:
-        disconnected = True
-    except CutOff as exc:
-        disconnected, cut_off = True, exc
-    return ChunkResult(received, parts, bytes(buffer), disconnected, cut_off)
+class Body:
+    """A PATCH body as the store reads it: its pieces, ending quietly when the device goes
+    away or the server ends it (``disconnected``, ``cut_off`` say which)."""
+
+    def __init__(self, body: AsyncIterator[bytes], *, remaining: int,
+                 checksum: ChunkChecksum | None, guard: TransferGuard) -> None:
+        self._pieces = read_body(body, remaining=remaining, checksum=checksum, guard=guard)
+        self.disconnected = False
+        self.cut_off: CutOff | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._read()
+
+    async def _read(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._pieces:
+                yield piece
+        except ClientDisconnect:
+            self.disconnected = True
+        except CutOff as exc:
+            self.disconnected, self.cut_off = True, exc
 
 
 async def drain(

@@ -1,8 +1,9 @@
 """Turning a fully received upload into a stored, hashed, announced recording.
 
-Completion is idempotent so that the janitor can repeat it after a crash at any step:
-the last part is re-uploaded under the same number, an already completed multipart upload is
-recognised by the object being there, and the event is written only with the final state.
+Completion is idempotent so that the janitor can repeat it after a crash at any step: the
+store's ``finish`` re-uploads a last part under the same number, recognises an already
+completed multipart upload by the object being there, and the event is written only with the
+final state.
 """
 
 from __future__ import annotations
@@ -12,25 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from minio.error import S3Error
-
 from bwc.db import Connection
 from bwc.deadline import is_past_deadline
 from bwc.events import CloudEvent, RecordingIngestedV1, Topic
 from bwc.outbox import enqueue
-from bwc.s3 import ObjectStore, UploadedPart
-from services.ingest import cleanup, tails
 from services.ingest import repository as repo
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
+from services.ingest.store import StoredBytesLost, UploadStore
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/bwc/ingest"
-
-
-class StoredBytesLost(Exception):
-    """Neither the multipart upload nor the finished object exists any more."""
 
 
 @dataclass(frozen=True)
@@ -47,34 +41,25 @@ def deadline_of(upload: Upload) -> datetime:
     return datetime.fromisoformat(upload.metadata["delete_after"])
 
 
-async def complete_upload(conn: Connection, store: ObjectStore, upload: Upload) -> Outcome:
+async def complete_upload(conn: Connection, store: UploadStore, upload: Upload) -> Outcome:
     """Finish ``upload``; ``conn`` is the connection holding the upload's lock.
 
     Order, and why: the R2 deadline first, before any S3 step, so that an upload whose
     completion keeps failing is still removed once its deadline passes; then the S3 steps; then
-    the deadline again against the moment of the commit (hashing a large file takes a while);
+    the deadline again against the moment of the commit (reading back a large file, when the
+    running hash was lost, takes a while);
     then one transaction that marks the upload completed — the only point at which the device
     is shown the full offset — and enqueues the event; then the tails go.
     """
     if (past := _past_deadline(upload)) is not None:
         return await reject(conn, store, upload, **past)
-    parts = list(upload.parts)
-    if upload.tail_size or not parts:
-        tail = await tails.load(store, upload)
-        number, size = len(parts) + 1, len(tail)
-        etag = await store.upload_part(upload.object_key, _s3_id(upload), number, tail)
-        del tail  # one part in memory at most, also here
-        part = UploadedPart(number, etag, size)
-        parts.append(part)
-        await repo.save_last_part(conn, upload.id, part)
-
     try:
-        version_id = await _complete_or_find(store, upload, parts)
+        finished = await store.finish(upload)
     except StoredBytesLost as exc:
         log.error("stored bytes of an upload are lost", extra={"recording_id": str(upload.id)})
         return await reject(conn, store, upload, status=500, title="Upload lost",
                             detail=f"{exc}; the device must upload the recording again")
-    sha256, size = await store.sha256(upload.object_key, version_id)
+    sha256, size, version_id = finished.sha256, finished.size, finished.version_id
 
     meta = upload.metadata
     if size != upload.length:
@@ -124,7 +109,7 @@ async def complete_upload(conn: Connection, store: ObjectStore, upload: Upload) 
                       event=event)
     # The recording is committed: a failure from here on is the janitor's (cleanup_pending),
     # never the device's.
-    if await cleanup.remove_tails(store, upload):
+    if await store.discard(upload):
         await repo.cleanup_done(conn, upload.id)
     log.info("recording ingested", extra={"recording_id": str(upload.id), "size_bytes": size})
     return Outcome(completed=True)
@@ -140,30 +125,8 @@ def _past_deadline(upload: Upload) -> dict[str, Any] | None:
                       "its upload completed; its bytes were removed"}
 
 
-def _s3_id(upload: Upload) -> str:
-    if upload.s3_upload_id is None:
-        raise RuntimeError(f"upload {upload.id} has no multipart upload")
-    return upload.s3_upload_id
-
-
-async def _complete_or_find(
-    store: ObjectStore, upload: Upload, parts: list[UploadedPart]
-) -> str | None:
-    try:
-        return await store.complete_multipart(upload.object_key, _s3_id(upload), parts)
-    except S3Error as exc:
-        if exc.code != "NoSuchUpload":
-            raise
-    # Completed by an earlier attempt that crashed before recording it.
-    stat = await store.stat(upload.object_key)
-    if stat is None:
-        raise StoredBytesLost(f"upload {upload.id}: the multipart upload and the object are gone")
-    version_id: str | None = stat.version_id
-    return version_id
-
-
 async def reject(
-    conn: Connection, store: ObjectStore, upload: Upload, *, status: int, title: str,
+    conn: Connection, store: UploadStore, upload: Upload, *, status: int, title: str,
     detail: str, state: UploadState = UploadState.REJECTED, field: str | None = None,
 ) -> Outcome:
     """Close the upload, then remove every stored byte of it (nothing half-kept, R5).
@@ -172,7 +135,7 @@ async def reject(
     janitor retries it; the reason stays for the device to read (410).
     """
     await repo.mark_closed(conn, upload.id, state=state, reason=f"{title}: {detail}")
-    if await cleanup.remove_everything(store, upload):
+    if await store.abort(upload):
         await repo.cleanup_done(conn, upload.id)
     log.warning("upload closed", extra={"recording_id": str(upload.id), "state": state,
                                         "reason": title})

@@ -16,9 +16,15 @@ S3_MAX_PARTS = 10_000
 
 
 class IngestSettings(CommonSettings):
-    #: Bytes per S3 part. One PATCH holds at most two parts in memory (the buffer being filled
-    #: and, briefly, its copy on the way to S3) plus one network read.
+    #: Bytes per S3 part. One PATCH holds the part being filled plus its parts in flight.
     ingest_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=512 * MIB)
+    #: Parts of one upload sent to S3 at once while its body goes on arriving.
+    ingest_parts_in_flight: int = Field(default=3, ge=1, le=16)
+    #: Bytes of parts on their way to S3 in the whole process; a PATCH whose next part does not
+    #: fit stops reading its body until one is confirmed (at least one part always fits).
+    ingest_memory_budget: int = Field(default=64 * MIB, ge=S3_MIN_PART_SIZE)
+    #: Bytes of sub-part tails kept in memory for the next chunk (0: always read them back).
+    ingest_tail_cache: int = Field(default=64 * MIB, ge=0)
     #: Largest recording accepted (announced as Tus-Max-Size); at most 10,000 parts.
     ingest_max_upload_size: int = Field(default=S3_MAX_PARTS * S3_MIN_PART_SIZE, gt=0)
     #: An unfinished upload untouched this long is aborted (tus expiration extension).

@@ -16,17 +16,17 @@ from typing import Any
 import asyncpg
 
 from bwc.problems import Problem
-from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
 from services.ingest.protocol import RETRY_AFTER, tus_headers
+from services.ingest.store import StorageFull, UploadStore
 
 log = logging.getLogger(__name__)
 
 
 async def create_multipart_upload(
-    pool: asyncpg.Pool, store: ObjectStore, *, upload_id: uuid.UUID, device_id: str,
+    pool: asyncpg.Pool, store: UploadStore, *, upload_id: uuid.UUID, device_id: str,
     length: int, metadata_header: str, metadata: dict[str, Any], object_key: str,
-    content_type: str, expires_at: datetime,
+    content_type: str, recorded_at: str, expires_at: datetime,
 ) -> None:
     async with pool.acquire() as conn:
         await repo.insert_upload(
@@ -34,7 +34,13 @@ async def create_multipart_upload(
             metadata_header=metadata_header, metadata=metadata, object_key=object_key,
             expires_at=expires_at)
     try:
-        s3_upload_id = await store.create_multipart(object_key, content_type=content_type)
+        s3_upload_id = await store.create(upload_id, key=object_key, content_type=content_type,
+                                          recorded_at=recorded_at)
+    except StorageFull as exc:
+        log.error("object storage is full", extra={"recording_id": str(upload_id)})
+        raise Problem(507, "Object storage full",
+                      "object storage has no space left; retry once space is freed",
+                      headers=tus_headers()) from exc
     except Exception as exc:
         # S3 may have created it even so (an answer lost on the way): the row stays
         # ``creating`` and the janitor aborts whatever exists under the key.

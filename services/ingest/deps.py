@@ -8,8 +8,8 @@ import asyncpg
 from fastapi import Depends, Request
 
 from bwc.auth import Principal, Role, require_roles
-from bwc.s3 import ObjectStore
 from services.ingest.config import IngestSettings
+from services.ingest.store import UploadStore
 
 
 def get_settings(request: Request) -> IngestSettings:
@@ -22,13 +22,13 @@ def get_pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-def get_store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.store
+def get_store(request: Request) -> UploadStore:
+    store: UploadStore = request.app.state.upload_store
     return store
 
 
 SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
-StoreDep = Annotated[ObjectStore, Depends(get_store)]
+StoreDep = Annotated[UploadStore, Depends(get_store)]
 DeviceDep = Annotated[Principal, Depends(require_roles(Role.DEVICE))]
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

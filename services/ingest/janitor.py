@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bwc.db import Connection
-from bwc.s3 import ObjectStore
 from services.ingest import cleanup
 from services.ingest import repository as repo
 from services.ingest.completion import complete_upload, expiry_reason, reject
 from services.ingest.metrics import CLEANUP_PENDING, COMPLETION_FAILURES, COMPLETIONS_STUCK
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
+from services.ingest.store import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ COMPLETING_GRACE_S = 120.0
 
 
 async def sweep_once(
-    pool: asyncpg.Pool, store: ObjectStore, *, recovery_grace: float = COMPLETING_GRACE_S
+    pool: asyncpg.Pool, store: UploadStore, *, recovery_grace: float = COMPLETING_GRACE_S
 ) -> int:
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
@@ -62,7 +62,7 @@ async def sweep_once(
     return handled
 
 
-async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: datetime) -> None:
+async def _handle(conn: Connection, store: UploadStore, upload: Upload, now: datetime) -> None:
     # Decided again under the lock: the device may have resumed since the selection.
     if upload.state == UploadState.COMPLETING:
         try:
@@ -85,7 +85,7 @@ async def _handle(conn: Connection, store: ObjectStore, upload: Upload, now: dat
 
 
 async def run(
-    pool: asyncpg.Pool, store: ObjectStore, interval: float, *,
+    pool: asyncpg.Pool, store: UploadStore, interval: float, *,
     recovery_grace: float = COMPLETING_GRACE_S,
 ) -> None:
     """Sweep every ``interval`` seconds; a failed sweep propagates to the supervisor."""

@@ -26,3 +26,7 @@ WRITES_REFUSED = Counter(
     "bwc_ingest_writes_refused_total",
     "PATCH requests refused before writing (all write slots busy, device at its cap)",
     ["reason"])
+HASH_READ_BACKS = Counter(
+    "bwc_ingest_hash_read_backs_total",
+    "Completions that read the recording back to hash it, because the SHA-256 computed while "
+    "the bytes arrived was lost (a restart, or chunks received by several replicas)")

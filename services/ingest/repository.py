@@ -12,8 +12,9 @@ import asyncpg
 from bwc.db import Connection
 from bwc.s3 import UploadedPart
 from services.ingest.states import UploadState, sources
+from services.ingest.store.interface import Chunk, Segment
 
-NO_TAIL = "tail_key = NULL, tail_version = NULL, tail_size = 0"
+NO_TAIL = "tail_size = 0"
 DEVICE_COLUMNS = "device_id, model, officer_id, enabled, registered_by, registered_at, updated_at"
 
 
@@ -28,8 +29,8 @@ class Upload:
     object_key: str
     s3_upload_id: str | None
     parts: list[UploadedPart]
-    tail_key: str | None
-    tail_version: str | None
+    #: Objects holding bytes below a part, and announced ones (``end`` None), by start.
+    segments: list[Segment]
     tail_size: int
     state: UploadState
     sha256: str | None
@@ -39,9 +40,11 @@ class Upload:
     created_at: datetime
     received_at: datetime | None
     cleanup_pending: bool
+    received_sha256: str | None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, parts: list[UploadedPart]) -> Upload:
+    def from_row(cls, row: asyncpg.Record, parts: list[UploadedPart],
+                 segments: list[Segment]) -> Upload:
         return cls(
             id=row["id"],
             device_id=row["device_id"],
@@ -52,8 +55,7 @@ class Upload:
             object_key=row["object_key"],
             s3_upload_id=row["s3_upload_id"],
             parts=parts,
-            tail_key=row["tail_key"],
-            tail_version=row["tail_version"],
+            segments=segments,
             tail_size=row["tail_size"],
             state=UploadState(row["state"]),
             sha256=row["sha256"],
@@ -63,6 +65,7 @@ class Upload:
             created_at=row["created_at"],
             received_at=row["received_at"],
             cleanup_pending=row["cleanup_pending"],
+            received_sha256=row["received_sha256"],
         )
 
 
@@ -159,10 +162,19 @@ async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
         "SELECT number, etag, size FROM ingest.upload_parts WHERE upload_id = $1"
         " ORDER BY number", upload_id,
     )
-    return Upload.from_row(row, [UploadedPart(p["number"], p["etag"], p["size"]) for p in parts])
+    segments = await conn.fetch(
+        "SELECT key, start_offset, end_offset, version_id FROM ingest.upload_segments"
+        " WHERE upload_id = $1 ORDER BY start_offset", upload_id,
+    )
+    return Upload.from_row(
+        row, [UploadedPart(p["number"], p["etag"], p["size"]) for p in parts],
+        [Segment(s["key"], s["start_offset"], s["end_offset"], s["version_id"])
+         for s in segments])
 
 
 async def _insert_parts(conn: Connection, upload_id: uuid.UUID, parts: list[UploadedPart]) -> None:
+    if not parts:
+        return
     # ON CONFLICT: a repeated completion re-uploads the last part under the same number.
     await conn.executemany(
         "INSERT INTO ingest.upload_parts (upload_id, number, etag, size) VALUES ($1, $2, $3, $4)"
@@ -172,8 +184,7 @@ async def _insert_parts(conn: Connection, upload_id: uuid.UUID, parts: list[Uplo
 
 
 async def advance_upload(
-    conn: Connection, upload: Upload, *, received: int, new_parts: list[UploadedPart],
-    tail_key: str | None, tail_version: str | None, tail_size: int, expires_at: datetime,
+    conn: Connection, upload: Upload, chunk: Chunk, *, expires_at: datetime,
     received_at: datetime,
 ) -> bool:
     """Record bytes received by one PATCH; ``False`` if someone else moved the offset.
@@ -183,21 +194,53 @@ async def advance_upload(
     recording is verified (``mark_completed``), so a device that resumes sends the last bytes
     again rather than believing an unverified upload is done.
     """
-    new_offset = upload.offset + received
+    new_offset = upload.offset + chunk.received
     done = new_offset == upload.length
     async with conn.transaction():
         status = await conn.execute(
-            "UPDATE ingest.uploads SET upload_offset = $2, tail_key = $3, tail_version = $4,"
-            " tail_size = $5, state = $6, expires_at = $7, received_at = $8, updated_at = now()"
-            " WHERE id = $1 AND upload_offset = $9 AND state = $10",
-            upload.id, upload.offset if done else new_offset, tail_key, tail_version, tail_size,
+            "UPDATE ingest.uploads SET upload_offset = $2, tail_size = $3, state = $4,"
+            " expires_at = $5, received_at = $6, received_sha256 = $7, updated_at = now()"
+            " WHERE id = $1 AND upload_offset = $8 AND state = $9",
+            upload.id, upload.offset if done else new_offset, chunk.tail_size,
             UploadState.COMPLETING if done else UploadState.RECEIVING, expires_at,
-            received_at if done else None, upload.offset, UploadState.RECEIVING,
+            received_at if done else None, chunk.sha256 if done else None, upload.offset,
+            UploadState.RECEIVING,
         )
         if status != "UPDATE 1":
             return False
-        await _insert_parts(conn, upload.id, new_parts)
+        await _insert_parts(conn, upload.id, chunk.parts)
+        if chunk.segment is not None:
+            await conn.execute(
+                "UPDATE ingest.upload_segments SET end_offset = $3, version_id = $4"
+                " WHERE upload_id = $1 AND key = $2",
+                upload.id, chunk.segment.key, chunk.segment.end, chunk.segment.version_id)
     return True
+
+
+async def announce_segment(conn: Connection, upload_id: uuid.UUID, key: str, start: int) -> None:
+    """Name a segment object before it is written: a crash of ingest before the offset commit
+    leaves a row (removed with the upload), never an object nothing knows of (R5).
+
+    Committed without waiting for the WAL flush (one fsync less per PATCH): an ingest crash
+    does not lose it, and the offset commit that follows flushes it with itself. Only a crash
+    of Postgres within that fraction of a second could lose the row of an object that was
+    written — one the retention scan still finds by its ``recording-id`` (DESIGN §4)."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute(
+            "INSERT INTO ingest.upload_segments (upload_id, key, start_offset)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", upload_id, key, start)
+
+
+async def forget_segments(conn: Connection, upload_id: uuid.UUID, segments: list[Segment]
+                          ) -> None:
+    """S3 confirmed these segments removed. Not waiting for the WAL flush: a lost deletion
+    only repeats a removal S3 already confirmed."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute(
+            "DELETE FROM ingest.upload_segments WHERE upload_id = $1 AND key = ANY($2::text[])",
+            upload_id, [s.key for s in segments])
 
 
 async def confirm_offset(conn: Connection, upload_id: uuid.UUID, *, offset: int) -> None:
@@ -208,15 +251,6 @@ async def confirm_offset(conn: Connection, upload_id: uuid.UUID, *, offset: int)
         " WHERE id = $1 AND state = $3 AND upload_offset < $2 AND $2 < upload_length",
         upload_id, offset, UploadState.COMPLETING,
     )
-
-
-async def save_last_part(conn: Connection, upload_id: uuid.UUID, part: UploadedPart) -> None:
-    """Move the tail into the part list once it is stored as the last S3 part."""
-    async with conn.transaction():
-        await _insert_parts(conn, upload_id, [part])
-        await conn.execute(
-            f"UPDATE ingest.uploads SET {NO_TAIL}, updated_at = now() WHERE id = $1", upload_id
-        )
 
 
 async def mark_completed(
@@ -267,10 +301,13 @@ async def require_cleanup(conn: Connection, upload_id: uuid.UUID) -> None:
 
 
 async def cleanup_done(conn: Connection, upload_id: uuid.UUID) -> None:
-    await conn.execute(
-        "UPDATE ingest.uploads SET cleanup_pending = false, updated_at = now() WHERE id = $1",
-        upload_id,
-    )
+    """S3 confirmed every removal the row asked for: its segments are gone too."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE ingest.uploads SET cleanup_pending = false, updated_at = now() WHERE id = $1",
+            upload_id,
+        )
+        await conn.execute("DELETE FROM ingest.upload_segments WHERE upload_id = $1", upload_id)
 
 
 async def touch(conn: Connection, upload_id: uuid.UUID) -> None:

@@ -75,7 +75,7 @@ async def options(settings: SettingsDep) -> Response:
 @router.post("/", status_code=201, summary="Create an upload (role: device)",
              responses={201: {"description": "Created; Location names the upload",
                               "headers": {"Location": {"schema": {"type": "string"}}}},
-                        **problem_responses(400, 412, 413, 422)},
+                        **problem_responses(400, 412, 413, 422, 507)},
              openapi_extra=tus_openapi("Tus-Resumable", "Upload-Length", "Upload-Metadata",
                                        "Upload-Defer-Length"))
 async def create_upload(
@@ -113,7 +113,7 @@ async def create_upload(
     await create_multipart_upload(pool, store, upload_id=upload_id, device_id=device.sub,
                                   length=length, metadata_header=header, metadata=stored_meta,
                                   object_key=object_key, content_type=meta.content_type,
-                                  expires_at=expires_at)
+                                  recorded_at=stored_meta["recorded_at"], expires_at=expires_at)
     location = str(request.url_for("head_upload", upload_id=upload_id))
     return Response(status_code=201, headers=tus_headers(
         Location=location, **{"Upload-Expires": http_date(expires_at)}))
@@ -149,7 +149,8 @@ async def head_upload(
 
 @router.patch("/{upload_id}", summary="Append bytes at Upload-Offset (role: device)",
               status_code=204,
-              responses=problem_responses(404, 409, 410, 412, 413, 415, 422, 423, 429, 460),
+              responses=problem_responses(404, 409, 410, 412, 413, 415, 422, 423, 429, 460,
+                                          507),
               openapi_extra=tus_openapi("Tus-Resumable", "Upload-Offset", "Upload-Checksum",
                                         body=True))
 async def patch_upload(

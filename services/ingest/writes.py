@@ -1,8 +1,9 @@
 """The write path of one tus upload: a bounded write slot, the upload's lock, then bytes.
 
-Kept apart from the HTTP routes (``tus``) and from the byte shuffling (``chunks``, ``tails``,
-``completion``), so the order of guarantees is visible in one place: device cap → slot → lock
-→ state checks → stream into parts → tail → offset commit → completion.
+Kept apart from the HTTP routes (``tus``) and from where the bytes go (``store``), so the order
+of guarantees is visible in one place: device cap → slot → lock → state checks → store.append
+(body → parts) → store.seal (tail segment or last part) → offset commit → store.committed →
+completion.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import asyncpg
-import urllib3
 from fastapi import Request, Response
-from minio.error import MinioException
 
 from bwc.db import Connection
 from bwc.deadline import is_past_deadline
 from bwc.problems import Problem
-from bwc.s3 import ObjectStore
 from services.ingest import repository as repo
-from services.ingest import tails
-from services.ingest.chunks import ChunkChecksum, TransferGuard, drain, stream_into_parts
+from services.ingest.chunks import Body, ChunkChecksum, TransferGuard, drain
 from services.ingest.completion import (
     complete_upload,
     deadline_of,
@@ -39,6 +36,7 @@ from services.ingest.metrics import COMPLETION_FAILURES, WRITES_CUT_OFF, WRITES_
 from services.ingest.protocol import RETRY_AFTER, http_date, tus_headers
 from services.ingest.repository import Upload
 from services.ingest.states import UploadState
+from services.ingest.store import Chunk, StorageFull, StorageUnavailable, UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +102,29 @@ async def locked_upload(pool: asyncpg.Pool, upload_id: uuid.UUID) -> AsyncIterat
 
 
 @contextlib.contextmanager
-def storage_unavailable(upload: Upload) -> Iterator[None]:
+def storage_trouble(upload: Upload) -> Iterator[None]:
     """Object storage failing while a PATCH stores bytes is 503 + Retry-After, not a 500: the
-    offset stays where it was, and the device resumes from HEAD once S3 is back."""
+    offset stays where it was, and the device resumes from HEAD once S3 is back. Out of space
+    is 507: retrying soon will not help, an operator must act."""
     try:
         yield
-    except (MinioException, urllib3.exceptions.HTTPError) as exc:
+    except StorageFull as exc:
+        log.error("object storage is full", extra={
+            "recording_id": str(upload.id), "error": str(exc)})
+        raise Problem(507, "Object storage full",
+                      "object storage has no space left for the bytes of this request; nothing "
+                      f"of it was kept: resume at Upload-Offset {upload.offset} once space is "
+                      "freed", headers=tus_headers(**{"Upload-Offset": str(upload.offset)})
+                      ) from exc
+    except StorageUnavailable as exc:
         log.warning("object storage failed during a PATCH", extra={
-            "recording_id": str(upload.id), "error": repr(exc)})
+            "recording_id": str(upload.id), "error": str(exc)})
         raise Problem(503, "Object storage unavailable",
-                      f"the bytes of this request could not be stored ({type(exc).__name__}); "
-                      f"nothing of it was kept: resume at Upload-Offset {upload.offset} after "
-                      "the time in Retry-After",
-                      headers=tus_headers(**{"Retry-After": RETRY_AFTER})) from exc
+                      f"the bytes of this request could not be stored ({exc}); nothing of it "
+                      f"was kept: resume at Upload-Offset {upload.offset} after the time in "
+                      "Retry-After",
+                      headers=tus_headers(**{"Retry-After": RETRY_AFTER,
+                                             "Upload-Offset": str(upload.offset)})) from exc
 
 
 def _header_safe(text: str) -> str:
@@ -145,7 +153,7 @@ def guard_for(settings: IngestSettings, request: Request, upload: Upload) -> Tra
 
 async def append(
     conn: Connection, upload_id: uuid.UUID, offset: int, checksum: ChunkChecksum | None,
-    request: Request, store: ObjectStore, settings: IngestSettings,
+    request: Request, store: UploadStore, settings: IngestSettings,
 ) -> Response:
     """Append the request body at ``offset``; the caller holds the upload's lock on ``conn``."""
     upload = await repo.get_upload(conn, upload_id)
@@ -173,15 +181,11 @@ async def append(
     if upload.state == UploadState.COMPLETING:
         return await rejoin(conn, store, upload, checksum, request, settings)
 
-    assert upload.s3_upload_id is not None
-    with storage_unavailable(upload):
-        result = await stream_into_parts(
-            request.stream(), store=store, object_key=upload.object_key,
-            s3_upload_id=upload.s3_upload_id, first_part_number=len(upload.parts) + 1,
-            tail=await tails.load(store, upload), part_size=settings.ingest_part_size,
-            remaining=upload.length - upload.offset, checksum=checksum,
-            guard=guard_for(settings, request, upload))
-    if result.cut_off is not None and result.cut_off.kind == "deadline":
+    body = Body(request.stream(), remaining=upload.length - upload.offset, checksum=checksum,
+                guard=guard_for(settings, request, upload))
+    with storage_trouble(upload):
+        chunk = await store.append(upload, body)
+    if body.cut_off is not None and body.cut_off.kind == "deadline":
         # R2: nothing of it may be kept any more, not even what this PATCH brought.
         WRITES_CUT_OFF.labels("deadline").inc()
         detail = (f"the recording had to be deleted by {deadline_of(upload).isoformat()} (R2) "
@@ -190,45 +194,43 @@ async def append(
                      detail=detail, state=UploadState.TERMINATED, field="recorded_at")
         raise Problem(422, "Retention deadline passed", detail, field="recorded_at",
                       headers=tus_headers())
-    if checksum is not None and result.cut_off is not None:
+    if checksum is not None and body.cut_off is not None:
         # Not 460: the chunk is not corrupt, the server ended it. Part of a chunk cannot be
         # verified, so nothing of it is kept; the device sends it again.
-        WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
-        raise Problem(503, CUT_OFF_TITLES[result.cut_off.kind],
-                      f"{result.cut_off.detail}; the request was ended before its "
+        WRITES_CUT_OFF.labels(body.cut_off.kind).inc()
+        raise Problem(503, CUT_OFF_TITLES[body.cut_off.kind],
+                      f"{body.cut_off.detail}; the request was ended before its "
                       "Upload-Checksum could be verified, so nothing of it was kept: resend it "
                       f"from Upload-Offset {upload.offset}",
                       headers=tus_headers(**{"Retry-After": RETRY_AFTER,
                                              "Upload-Offset": str(upload.offset)}))
-    if checksum is not None and (result.disconnected or not checksum.matches()):
+    if checksum is not None and (body.disconnected or not checksum.matches()):
         # A chunk that cannot be verified is not kept; the offset stays where it was.
         raise Problem(460, "Checksum mismatch",
                       f"the {checksum.algorithm} of the request body does not match "
                       "Upload-Checksum; nothing of it was kept",
                       headers=tus_headers(**{"Upload-Offset": str(upload.offset)}))
-    new_offset = upload.offset + result.received
-    tail_key, tail_version = upload.tail_key, upload.tail_version
-    if result.new_parts or len(result.tail) != upload.tail_size:
-        with storage_unavailable(upload):
-            tail_key, tail_version = await tails.save(store, upload.id, end=new_offset,
-                                                      data=result.tail)
+    new_offset = chunk.end
+
+    async def announce(key: str, start: int) -> None:
+        await repo.announce_segment(conn, upload_id, key, start)
+
+    with storage_trouble(upload):
+        await store.seal(upload, chunk, ledger=announce)
     # Every byte of this PATCH is stored: this is the moment it ended (R2, uploaded_at).
     now = datetime.now(UTC)
     expires_at = expiry_from(now, settings.ingest_upload_expiry, deadline_of(upload))
-    advanced = await repo.advance_upload(
-        conn, upload, received=result.received, new_parts=result.new_parts,
-        tail_key=tail_key, tail_version=tail_version, tail_size=len(result.tail),
-        expires_at=expires_at, received_at=now)
-    if not advanced:
+    if not await repo.advance_upload(conn, upload, chunk, expires_at=expires_at,
+                                     received_at=now):
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
-    if tail_key != upload.tail_key:
-        await tails.discard(store, upload.tail_key, upload.tail_version)
-    if result.cut_off is not None:
-        WRITES_CUT_OFF.labels(result.cut_off.kind).inc()
-        raise Problem(503, CUT_OFF_TITLES[result.cut_off.kind],
-                      f"{result.cut_off.detail}; the request was ended and the "
-                      f"{result.received} bytes that arrived are kept: resume at Upload-Offset "
+    store.committed(upload, chunk)
+    await forget_superseded(conn, store, chunk)
+    if body.cut_off is not None:
+        WRITES_CUT_OFF.labels(body.cut_off.kind).inc()
+        raise Problem(503, CUT_OFF_TITLES[body.cut_off.kind],
+                      f"{body.cut_off.detail}; the request was ended and the "
+                      f"{chunk.received} bytes that arrived are kept: resume at Upload-Offset "
                       f"{new_offset if new_offset < upload.length else upload.offset}",
                       headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
     if new_offset < upload.length:
@@ -240,8 +242,20 @@ async def append(
     return await finish(conn, store, finished)
 
 
+async def forget_superseded(conn: Connection, store: UploadStore, chunk: Chunk) -> None:
+    """Remove the segments a committed chunk turned into a part. Best effort: the bytes are
+    committed, so a failure here is not the device's; the rows keep naming the segments and
+    the completion or the janitor removes them (R5)."""
+    try:
+        if removed := await store.release(chunk):
+            await repo.forget_segments(conn, chunk.upload_id, removed)
+    except Exception as exc:
+        log.warning("superseded segments left for later removal", extra={
+            "recording_id": str(chunk.upload_id), "error": repr(exc)})
+
+
 async def rejoin(
-    conn: Connection, store: ObjectStore, upload: Upload, checksum: ChunkChecksum | None,
+    conn: Connection, store: UploadStore, upload: Upload, checksum: ChunkChecksum | None,
     request: Request, settings: IngestSettings,
 ) -> Response:
     """A PATCH on an upload whose bytes are all stored but not yet verified: the device is
@@ -272,7 +286,7 @@ async def rejoin(
     return await finish(conn, store, upload)
 
 
-async def finish(conn: Connection, store: ObjectStore, upload: Upload) -> Response:
+async def finish(conn: Connection, store: UploadStore, upload: Upload) -> Response:
     try:
         outcome = await complete_upload(conn, store, upload)
     except Exception as exc:

@@ -35,6 +35,7 @@ from tests.fixtures.clients import (
     patch_headers,
     recording_id_of,
     upload_offset,
+    upload_store,
 )
 from tests.fixtures.extra_ingest import extra_ingest
 from tests.fixtures.gate import s3_gate
@@ -162,13 +163,14 @@ async def test_creation_outlasting_the_recovery_grace_leaves_no_multipart_upload
     has closed the ``creating`` row (the call outlasted the recovery grace), the device must
     not get 201 for a closed upload, and the multipart upload S3 made must not be left behind
     with nothing to remove it (R5)."""
-    store = object_store(stack)
+    store = upload_store(stack)
     pool = await create_pool(stack.env["BWC_DATABASE_URL"], size=3)
     upload_id = uuid.uuid4()
     key = f"recordings/{upload_id}"
-    real_create = store.create_multipart
+    real_create = store.create
 
-    async def slow_create(object_key: str, *, content_type: str) -> str:
+    async def slow_create(upload_id: uuid.UUID, *, key: str, content_type: str,
+                          recorded_at: str) -> str:
         # While S3 takes its time, the janitor's sweep finds the row still 'creating' past its
         # grace, closes it and finds no multipart upload to abort yet ...
         async with pool.acquire() as conn:
@@ -180,9 +182,10 @@ async def test_creation_outlasting_the_recovery_grace_leaves_no_multipart_upload
             finally:
                 await repo.unlock(conn, upload_id)
         # ... and then S3 answers.
-        return await real_create(object_key, content_type=content_type)
+        return await real_create(upload_id, key=key, content_type=content_type,
+                                 recorded_at=recorded_at)
 
-    store.create_multipart = slow_create  # type: ignore[method-assign]
+    store.create = slow_create  # type: ignore[method-assign]
     now = datetime.now(UTC)
     try:
         with pytest.raises(Problem) as refused:
@@ -190,7 +193,8 @@ async def test_creation_outlasting_the_recovery_grace_leaves_no_multipart_upload
                 pool, store, upload_id=upload_id, device_id=device.device_id, length=10,
                 metadata_header="", metadata={"delete_after": (now + timedelta(days=1))
                                               .isoformat()},
-                object_key=key, content_type="video/mp4", expires_at=now + timedelta(hours=1))
+                object_key=key, content_type="video/mp4", recorded_at=now.isoformat(),
+                expires_at=now + timedelta(hours=1))
         assert refused.value.status == 503
         # Removed by the janitor's next sweep at the latest (the stack's runs every second).
         for _ in range(50):

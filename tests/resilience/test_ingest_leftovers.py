@@ -28,8 +28,8 @@ from tests.fixtures.extra_ingest import extra_ingest
 from tests.fixtures.gate import s3_gate
 
 CREATE_MULTIPART = re.compile(rb"^POST [^ ]*\?uploads")
-#: A bucket-level GET is a listing: tail removal lists the upload's ``incomplete/`` prefix.
-LISTING = re.compile(rb"^GET /recordings\?")
+#: Segments are removed by key and version in one DeleteObjects request (no listing).
+DELETE_OBJECTS = re.compile(rb"^POST /recordings/?\?delete")
 
 
 def multipart_uploads(stack: Stack) -> set[tuple[str, str]]:
@@ -84,7 +84,7 @@ async def test_tail_removal_failure_after_commit_is_finished_by_janitor(
             first = await http.patch(url, content=data[:half],
                                      headers=patch_headers(device.token, 0))
             assert first.status_code == 204  # a tail object now waits under incomplete/<id>/
-            gate.fail = LISTING  # removing the tails after the commit fails
+            gate.fail = DELETE_OBJECTS  # removing the segments after the commit fails
             last = await http.patch(url, content=data[half:],
                                     headers=patch_headers(device.token, half))
             # The recording is committed: the device is told so, whatever the tails do.
