@@ -198,7 +198,7 @@ async def run(stack: Stack, var: Path) -> None:
         print(f"S3 endpoint: {stack.summary['s3']}; S3 parts 5 MiB (ingest and direct); "
               f"ingest with {INGEST_ENV['BWC_INGEST_MAX_CONCURRENT_WRITES']} write slots")
         print(f"{REPEAT} runs per case (BWC_BENCH_REPEAT), medians shown; every stored object "
-              "is removed by key and version after its run. Expect about 7 minutes.",
+              "is removed by key and version after its run. Expect 4 to 8 minutes.",
               flush=True)
         rows: list[Row] = []
         for size in SIZES:
