@@ -2,6 +2,8 @@
 
     bwc token --role reviewer --sub alice
     bwc upload FILE --device cam-01 --trigger-reason "..." --announced
+    bwc upload --generate 64MiB --count 8 --parallel 8 --register --device dock-1 \
+        --trigger-reason "..." --announced
     bwc schemas --out docs/events
     bwc migrate --service ingest --service catalog ...
 """
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from bwc import dev_issuer
 from bwc.auth import Role
-from bwc.cli import migrate
+from bwc.cli import dock, migrate
 from bwc.events import EVENT_DATA_MODELS, CloudEvent
 
 
@@ -41,6 +44,15 @@ def _upload(args: argparse.Namespace) -> int:
     from tusclient import client as tus_client
     from tusclient.exceptions import TusCommunicationError
 
+    if args.generate is not None:
+        if args.file is not None:
+            print("bwc upload: give FILE or --generate SIZE, not both", file=sys.stderr)
+            return 2
+        generated: int = asyncio.run(dock.run(args))
+        return generated
+    if args.file is None:
+        print("bwc upload: FILE or --generate SIZE is required", file=sys.stderr)
+        return 2
     path = Path(args.file)
     if not path.is_file():
         print(f"bwc upload: {path} is not a file", file=sys.stderr)
@@ -107,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=_token)
 
     upload = sub.add_parser("upload", help="upload a file as a device would (tus)")
-    upload.add_argument("file")
+    upload.add_argument("file", nargs="?", help="the recording (or --generate SIZE)")
     upload.add_argument("--device", required=True, help="device id (must be registered)")
     upload.add_argument("--url", default="http://127.0.0.1:8001", help="ingest base URL")
     upload.add_argument("--token", help="device token (default: minted by the dev issuer)")
@@ -121,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--content-type", default="video/mp4")
     upload.add_argument("--chunk-size", type=int, default=5 * 1024 * 1024)
     upload.add_argument("--resume", help="upload URL printed by an interrupted run")
+    dock.add_arguments(upload)
     upload.set_defaults(func=_upload)
 
     schemas = sub.add_parser("schemas", help="export the event JSON Schemas")
