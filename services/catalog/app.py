@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from bwc.consumer import CONSUMER_MIGRATIONS
 from bwc.logs import configure_logging
 from bwc.service import background, build_app, open_database
-from services.catalog import api, consumers
+from services.catalog import api, consumers, projection_purge
 from services.catalog.config import CatalogSettings
 
 SCHEMA = "catalog"
@@ -27,7 +28,11 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool = pool
             consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
-            async with background(app, ("recordings-consumer", consumer.run)):
+            async with background(
+                app, ("recordings-consumer", consumer.run),
+                ("pending-purge", partial(projection_purge.run, pool,
+                                          settings.catalog_pending_purge_interval)),
+            ):
                 yield
 
     return build_app(
