@@ -11,10 +11,14 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
+from prometheus_client import Counter
 
 from services.catalog import repository as repo
 
 log = logging.getLogger(__name__)
+
+PURGED = Counter("bwc_catalog_pending_purged_total",
+                 "Events purged from pending_events because their recording never arrived")
 
 
 async def purge_once(pool: asyncpg.Pool, *, now: datetime | None = None) -> int:
@@ -27,6 +31,7 @@ async def purge_once(pool: asyncpg.Pool, *, now: datetime | None = None) -> int:
             "event_id": row["event_id"], "type": row["type"],
             "recording_id": str(row["recording_id"]),
             "occurred_at": row["occurred_at"].isoformat()})
+    PURGED.inc(len(purged))
     return len(purged)
 
 

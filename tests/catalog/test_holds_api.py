@@ -89,3 +89,10 @@ async def test_a_deleted_recording_shows_only_what_remains(
     assert (body["sha256"], body["size_bytes"], body["device_id"]) == ("a" * 64, 1, "cam-direct")
     [hold] = body["holds"]
     assert (hold["reason"], hold["case_reference"], hold["justification"]) == ("owi", None, None)
+
+
+async def test_the_purge_of_waiting_events_runs_supervised(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    tasks = (await http.get(f"{stack.url('catalog')}/readyz")).json()["tasks"]
+    assert tasks["pending-purge"]["state"] == "running", tasks
