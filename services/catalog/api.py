@@ -16,7 +16,7 @@ import json
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import asyncpg
 from fastapi import Query
@@ -25,31 +25,40 @@ from pydantic import BaseModel, Field
 from bwc import audit
 from bwc.audit import Actor
 from bwc.auth import Principal, Role
-from bwc.events import AuditAction, AuditService
+from bwc.events import AuditAction, AuditService, DeletionReason, HoldReason
 from bwc.instants import UtcDatetime, to_utc
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
 from bwc.text import Identifier
 from services.catalog import repository as repo
 from services.catalog.deps import PoolDep, RecordingReaderDep
+from services.catalog.states import RecordingStatus
 
 router = api_router(prefix="/api/v1/recordings", tags=["recordings"])
 
 #: What ``_encode_cursor`` produces: unpadded URL-safe base64 of a short JSON array.
 Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
-Status = Literal["pending_review", "reviewed", "held", "released", "deleted"]
-
 
 class Hold(BaseModel):
+    """A hold (R3). The texts are null once the recording is deleted (R5)."""
+
     id: uuid.UUID
-    reason: str
-    case_reference: str
+    reason: HoldReason
+    case_reference: str | None
+    justification: str | None
     placed_by: str
     placed_at: datetime
+    released_by: str | None
+    released_at: datetime | None
+    release_justification: str | None
 
 
 class Recording(BaseModel):
+    """A recording's metadata. After the deletion (``status`` ``deleted``) the content-bearing
+    fields are null: ``content_type``, ``filename``, ``trigger_reason``, ``location`` (R5,
+    docs/catalog.md "What remains after deletion")."""
+
     id: uuid.UUID
     device_id: str
     officer_id: str | None
@@ -58,15 +67,18 @@ class Recording(BaseModel):
     uploaded_at: datetime
     size_bytes: int
     sha256: str
-    content_type: str
+    content_type: str | None
     filename: str | None
-    trigger_reason: str
+    trigger_reason: str | None
     announced: bool
     imminent_danger: bool
     in_home: bool
     location: str | None
-    status: Status
+    status: RecordingStatus
     delete_after: datetime
+    first_reviewed_at: datetime | None
+    deleted_at: datetime | None
+    deletion_reason: DeletionReason | None
     holds: list[Hold]
 
 
@@ -75,8 +87,8 @@ class RecordingPage(BaseModel):
     next_cursor: str | None
 
 
-def _recording(row: asyncpg.Record) -> Recording:
-    return Recording(**dict(row), holds=[])
+def _recording(row: asyncpg.Record, holds: list[asyncpg.Record]) -> Recording:
+    return Recording(**dict(row), holds=[Hold(**dict(h)) for h in holds])
 
 
 def _encode_cursor(row: Recording) -> str:
@@ -111,7 +123,7 @@ async def list_recordings(
     pool: PoolDep,
     device_id: Identifier | None = None,
     officer_id: Identifier | None = None,
-    status: Status | None = None,
+    status: RecordingStatus | None = None,
     recorded_from: Annotated[UtcDatetime | None, Query(description="inclusive")] = None,
     recorded_to: Annotated[UtcDatetime | None, Query(description="exclusive")] = None,
     in_home: bool | None = None,
@@ -129,7 +141,8 @@ async def list_recordings(
     after = _decode_cursor(cursor) if cursor else None
     async with audit.transaction(pool) as conn:
         rows = await repo.list_recordings(conn, flt, after=after, limit=limit + 1)
-        items = [_recording(r) for r in rows[:limit]]
+        holds = await repo.holds_of(conn, [r["id"] for r in rows[:limit]])
+        items = [_recording(r, holds.get(r["id"], [])) for r in rows[:limit]]
         filters = {k: v for k, v in asdict(flt).items() if v is not None}
         await audit.record(conn, service=AuditService.CATALOG, actor=_reader(principal),
                            action=AuditAction.SEARCH, details={
@@ -153,6 +166,7 @@ async def get_recording(
             result = "not_own"
         else:
             result = "shown"
+        holds = await repo.holds_of(conn, [recording_id]) if result == "shown" else {}
         # An attempt is recorded too: an officer probing other officers' recordings, or ids
         # that do not exist, is what an auditor looks for. The caller sees one 404 for both.
         await audit.record(conn, service=AuditService.CATALOG, actor=_reader(principal),
@@ -160,4 +174,4 @@ async def get_recording(
                            details={"result": result})
     if row is None or result != "shown":
         raise Problem(404, "Recording not found", f"no recording {recording_id}")
-    return _recording(row)
+    return _recording(row, holds.get(recording_id, []))

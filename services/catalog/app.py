@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,7 +15,7 @@ from bwc.events import Topic
 from bwc.logs import configure_logging
 from bwc.outbox import OUTBOX_MIGRATIONS
 from bwc.service import background, build_app, open_database, outbox_relay_task
-from services.catalog import api, consumers
+from services.catalog import api, consumers, projection_purge
 from services.catalog.config import CatalogSettings
 
 SCHEMA = "catalog"
@@ -34,6 +35,8 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             async with background(
                 app,
                 ("recordings-consumer", consumer.run),
+                ("pending-purge", partial(projection_purge.run, pool,
+                                          settings.catalog_pending_purge_interval)),
                 outbox_relay_task(settings, pool, schema=SCHEMA, topics=[Topic.AUDIT],
                                   client_id="bwc-catalog"),
             ):

@@ -1,35 +1,30 @@
-"""The catalogue's consumer of ``recordings.v1``: event handlers on the shared
-``bwc.consumer.EventConsumer`` (at-least-once, idempotent by event id, poison messages parked)."""
+"""The catalogue's consumer of ``recordings.v1``: the projection (``projection.py``) on the
+shared ``bwc.consumer.EventConsumer`` (at-least-once, idempotent by event id, poison messages
+parked)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import asyncpg
 
 from bwc.consumer import EventConsumer, Handler
-from bwc.db import Connection
-from bwc.deadline import deletion_deadline
-from bwc.events import CloudEvent, EventType, RecordingIngestedV1, Topic
-from services.catalog import repository as repo
+from bwc.events import Topic
 from services.catalog.config import CatalogSettings
+from services.catalog.projection import EVENT_TYPES, Projection
 
 
 def handlers(settings: CatalogSettings) -> dict[str, Handler]:
-    async def on_ingested(conn: Connection, event: CloudEvent) -> None:
-        data = event.parsed_data()
-        assert isinstance(data, RecordingIngestedV1)
-        # R2: never later than this deployment's own retention period allows. "now" is the
-        # upload time from the event, so a replay of the topic gives the same deadline.
-        delete_after = min(data.delete_after, deletion_deadline(
-            data.recorded_at, retention_period=settings.retention_period, now=data.uploaded_at))
-        await repo.upsert_ingested(conn, data, delete_after=delete_after)
-
-    return {EventType.RECORDING_INGESTED.value: on_ingested}
+    projection = Projection(retention_period=settings.retention_period)
+    return {event_type.value: projection.apply for event_type in EVENT_TYPES}
 
 
 def recordings_consumer(
-    pool: asyncpg.Pool, settings: CatalogSettings, *, schema: str
+    pool: asyncpg.Pool, settings: CatalogSettings, *, schema: str,
+    topics: Sequence[Topic] = (Topic.RECORDINGS,), group_id: str | None = None,
 ) -> EventConsumer:
+    """``topics`` and ``group_id`` differ only in the replay tests (a fresh topic each)."""
     return EventConsumer(
-        pool, settings, schema=schema, topics=[Topic.RECORDINGS],
-        group_id=settings.catalog_consumer_group, client_id="bwc-catalog",
+        pool, settings, schema=schema, topics=topics,
+        group_id=group_id or settings.catalog_consumer_group, client_id="bwc-catalog",
         handlers=handlers(settings))

@@ -208,7 +208,7 @@ async def test_no_metadata_without_a_trace_when_the_audit_write_fails(
             data = event.parsed_data()
             assert isinstance(data, RecordingIngestedV1)
             async with db.transaction():
-                await repo.upsert_ingested(db, data, delete_after=data.delete_after)
+                await repo.insert_ingested(db, data, delete_after=data.delete_after)
             url = f"{catalog.url}/api/v1/recordings"
             token = mint(stack, "reviewer", "rita")
             shown, _ = await _read(http, f"{url}/{event.subject}", token)
