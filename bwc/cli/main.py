@@ -4,6 +4,7 @@
     bwc upload FILE --device cam-01 --trigger-reason "..." --announced
     bwc schemas --out docs/events
     bwc migrate --service ingest --service catalog ...
+    bwc audit export FILE --token $AUDITOR_TOKEN; bwc audit verify FILE --head SEQ:HASH
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from bwc import dev_issuer
 from bwc.auth import Role
-from bwc.cli import migrate
+from bwc.cli import audit, migrate
 from bwc.events import EVENT_DATA_MODELS, CloudEvent
 
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.set_defaults(func=_schemas)
 
     migrate.add_parser(sub)
+    audit.add_parser(sub)
     return parser
 
 
