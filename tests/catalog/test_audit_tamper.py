@@ -180,7 +180,7 @@ async def test_retention_removes_only_a_prefix_older_than_two_years_behind_an_an
     """R7: the supervised retention step (every 0.5 s here) prunes entries older than two
     years; the chain verifies from the stored anchor, by the API and offline."""
     # An old entry after a young one could not be appended (appended_at never decreases), so
-    # the old entries are a prefix: seq 1–5 three years ago, 6 one year ago, 7–9 now.
+    # the old entries are a prefix: seq 1 to 5 three years ago, 6 one year ago, 7 to 9 now.
     await seed_chain(chain_db, 5, appended_at=THREE_YEARS_AGO)
     await seed_chain(chain_db, 1, appended_at=datetime.now(UTC) - timedelta(days=365))
     with pytest.raises(asyncpg.CheckViolationError, match="before the head"):

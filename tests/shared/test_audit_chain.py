@@ -66,7 +66,7 @@ def test_an_altered_entry_is_found_at_its_seq() -> None:
 
 def test_an_altered_entry_with_a_recomputed_hash_breaks_the_next_link() -> None:
     rows = chain(10)
-    seq, prev, digest, body = rows[6]
+    seq, prev, _, body = rows[6]
     forged = body.replace(b"7", b"8")
     rows[6] = (seq, prev, link_hash(prev, forged), forged)
     walker = ChainWalker(Anchor.genesis())
