@@ -6,6 +6,7 @@
         --trigger-reason "..." --announced
     bwc schemas --out docs/events
     bwc migrate --service ingest --service catalog ...
+    bwc audit export FILE --token $AUDITOR_TOKEN; bwc audit verify FILE --head SEQ:HASH
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from bwc import dev_issuer
 from bwc.auth import Role
-from bwc.cli import dock, migrate
+from bwc.cli import audit, dock, migrate
 from bwc.events import EVENT_DATA_MODELS, CloudEvent
 
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.set_defaults(func=_schemas)
 
     migrate.add_parser(sub)
+    audit.add_parser(sub)
     return parser
 
 

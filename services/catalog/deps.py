@@ -20,3 +20,5 @@ PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 RecordingReaderDep = Annotated[
     Principal, Depends(require_roles(Role.REVIEWER, Role.SUPERVISOR, Role.OFFICER))
 ]
+#: R7: the audit log is readable by auditors only.
+AuditorDep = Annotated[Principal, Depends(require_roles(Role.AUDITOR))]
