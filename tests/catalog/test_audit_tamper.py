@@ -221,3 +221,25 @@ async def test_the_anchor_cannot_cover_young_entries_nor_move_back(
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="R7"):
         await chain_db.execute("DELETE FROM catalog.audit_chain_anchor")
     assert await chain_db.fetchval("SELECT seq FROM catalog.audit_chain_anchor") == 2
+
+
+async def test_an_append_after_the_database_clock_stepped_back_is_chained_not_refused(
+    catalog: ExtraService, chain_db: asyncpg.Connection,
+) -> None:
+    """R7: the head's appended_at ahead of the clock (the server's clock stepped back, e.g. an
+    NTP correction) must not make the database refuse appends: the consumer parks a refused
+    event in dead_letters, so every access in that window would be missing from the chain."""
+    await seed_chain(chain_db, 2)
+    async with as_superuser_bypassing_triggers(catalog.env["BWC_DATABASE_URL"]) as admin:
+        # What the clock stepping back by an hour leaves behind: the last append's time ahead.
+        await admin.execute("UPDATE catalog.audit_chain_head"
+                            " SET appended_at = clock_timestamp() + interval '1 hour'")
+    ahead = await chain_db.fetchval("SELECT appended_at FROM catalog.audit_chain_head")
+    assert await seed_chain(chain_db, 2) == [3, 4]
+    # appended_at still never decreases along the chain (the retention step relies on it).
+    assert await chain_db.fetchval(
+        "SELECT appended_at FROM catalog.audit_chain WHERE seq = 4") == ahead
+    # A backdated or future appended_at the caller names is still refused.
+    with pytest.raises(asyncpg.CheckViolationError, match="before the head"):
+        await seed_chain(chain_db, 1, appended_at=datetime.now(UTC))
+
