@@ -9,12 +9,15 @@ partitions: the order in which the appends committed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from prometheus_client import Counter
+from pydantic import AwareDatetime, TypeAdapter
 
 from bwc.audit_chain import Anchor, Break, ChainWalker, KeptHead, NotCanonicalizable, canonical
 from bwc.consumer import EventConsumer, Handler, UnusableEvent
@@ -42,9 +45,7 @@ async def append_event(conn: Connection, event: CloudEvent) -> int | None:
         body = canonical(event.model_dump(mode="json"))
     except NotCanonicalizable as exc:
         raise UnusableEvent(f"audit event has no RFC 8785 form: {exc}") from exc
-    seq = await repo.append(conn, repo.NewEntry(
-        event_id=event.id, canonical=body, actor=data.actor, action=data.action.value,
-        recording_id=data.recording_id, occurred_at=data.occurred_at))
+    seq = await repo.append(conn, repo.NewEntry(event_id=event.id, canonical=body))
     if seq is not None:
         APPENDED.inc()
     return seq
@@ -85,7 +86,56 @@ async def verify(
             if not walker.feed(rows):
                 break
         broken = walker.finish()
-    return Verification(walker.entries, start, broken)
+        entries = walker.entries
+        disagreement = None if await repo.filter_columns_generated(conn) else \
+            await _first_disagreement(conn, after_seq=start.seq,
+                                      before_seq=broken.seq if broken else None,
+                                      batch_size=batch_size)
+        if disagreement is not None:
+            # The links up to it hold (walked above), so the entries before it are counted.
+            broken, entries = disagreement, disagreement.seq - start.seq - 1
+    return Verification(entries, start, broken)
+
+
+async def _first_disagreement(
+    conn: Connection, *, after_seq: int, before_seq: int | None, batch_size: int
+) -> Break | None:
+    """The first entry before ``before_seq`` whose filter columns (``event_id``, ``actor``,
+    ``action``, ``recording_id``, ``occurred_at``) are not its hashed event's. The auditors'
+    filters select on them (R7): one written apart from the event would hide an entry from
+    "who viewed this recording?". The database derives them (migration 006), so this entry-
+    by-entry walk runs only when DDL behind its back made one writable again."""
+    async for rows in repo.filter_column_batches(conn, after_seq=after_seq,
+                                                 batch_size=batch_size):
+        for row in rows:
+            if before_seq is not None and row["seq"] >= before_seq:
+                return None
+            if (disagreement := _filter_columns_disagree(row)) is not None:
+                return disagreement
+    return None
+
+
+_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _filter_columns_disagree(row: asyncpg.Record) -> Break | None:
+    seq = row["seq"]
+    try:
+        event = json.loads(row["canonical"])
+        data = event["data"]
+        recording_id = data.get("recording_id")
+        hashed = (event["id"], data["actor"], data["action"],
+                  None if recording_id is None else uuid.UUID(recording_id),
+                  _AWARE_DATETIME.validate_python(data["occurred_at"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return Break(seq, "an audit.recorded event", None,
+                     f"canonical is not an audit event: {exc!r}"[:300])
+    stored = tuple(row[column] for column in repo.FILTER_COLUMNS)
+    for column, found, expected in zip(repo.FILTER_COLUMNS, stored, hashed, strict=True):
+        if found != expected:
+            return Break(seq, str(expected), None if found is None else str(found),
+                         f"the filter column {column} is not the hashed event's")
+    return None
 
 
 def retention_task(pool: asyncpg.Pool, *, interval: float) -> TaskFn:

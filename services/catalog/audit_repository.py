@@ -19,12 +19,10 @@ ENTRY_COLUMNS = ("seq, event_id, canonical, prev_hash, hash, actor, action, reco
 
 @dataclass(frozen=True)
 class NewEntry:
+    """The database derives the filter columns (actor, action, …) from ``canonical``."""
+
     event_id: str
     canonical: bytes
-    actor: str
-    action: str
-    recording_id: uuid.UUID | None
-    occurred_at: datetime
     #: Normally unset: the database stamps the append (a test or a migration may backdate).
     appended_at: datetime | None = None
 
@@ -44,10 +42,10 @@ async def append(conn: Connection, entry: NewEntry) -> int | None:
     seq: int = head["seq"] + 1
     prev_hash: bytes = head["hash"]
     await conn.execute(
-        f"INSERT INTO catalog.audit_chain ({ENTRY_COLUMNS}) VALUES"
-        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        seq, entry.event_id, entry.canonical, prev_hash, link_hash(prev_hash, entry.canonical),
-        entry.actor, entry.action, entry.recording_id, entry.occurred_at, entry.appended_at)
+        "INSERT INTO catalog.audit_chain (seq, canonical, prev_hash, hash, appended_at)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        seq, entry.canonical, prev_hash, link_hash(prev_hash, entry.canonical),
+        entry.appended_at)
     return seq
 
 
@@ -75,6 +73,32 @@ async def chain_batches(
         " ORDER BY seq", after_seq)
     while rows := await cursor.fetch(batch_size):
         yield [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+#: The columns the database derives from the canonical event for the auditors' filters
+#: (migration 006: generated, so nobody can write them apart from the hashed bytes).
+FILTER_COLUMNS = ("event_id", "actor", "action", "recording_id", "occurred_at")
+
+
+async def filter_columns_generated(conn: Connection) -> bool:
+    """Whether every filter column is still generated from ``canonical`` (only DDL, behind
+    the database's back, makes one writable)."""
+    generated: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = 'catalog.audit_chain'::regclass"
+        " AND attname = ANY($1::text[]) AND attgenerated = 's' AND NOT attisdropped",
+        list(FILTER_COLUMNS))
+    return generated == len(FILTER_COLUMNS)
+
+
+async def filter_column_batches(
+    conn: Connection, *, after_seq: int, batch_size: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """seq, canonical and the filter columns in seq order (server-side cursor)."""
+    cursor = await conn.cursor(
+        f"SELECT seq, canonical, {', '.join(FILTER_COLUMNS)} FROM catalog.audit_chain"
+        " WHERE seq > $1 ORDER BY seq", after_seq)
+    while rows := await cursor.fetch(batch_size):
+        yield rows
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,8 @@ async def test_update_delete_and_truncate_as_the_service_role_are_refused(
 ) -> None:
     await seed_chain(chain_db, 3)
     refused = [
-        "UPDATE catalog.audit_chain SET actor = 'mallory' WHERE seq = 2",
-        "UPDATE catalog.audit_chain SET actor = 'mallory' WHERE false",
+        "UPDATE catalog.audit_chain SET appended_at = now() WHERE seq = 2",
+        "UPDATE catalog.audit_chain SET canonical = canonical WHERE false",
         "DELETE FROM catalog.audit_chain WHERE seq = 2",
         "DELETE FROM catalog.audit_chain",
         "TRUNCATE catalog.audit_chain",
@@ -167,9 +167,8 @@ async def test_update_delete_and_truncate_as_the_service_role_are_refused(
     # An insert must extend the head by one correctly linked entry.
     with pytest.raises(asyncpg.CheckViolationError, match="does not extend the head"):
         await chain_db.execute(
-            "INSERT INTO catalog.audit_chain (seq, event_id, canonical, prev_hash, hash, actor,"
-            " action, occurred_at) SELECT 2, 'forged', '{}'::bytea, prev_hash, hash, 'm',"
-            " 'export', now() FROM catalog.audit_chain WHERE seq = 1")
+            "INSERT INTO catalog.audit_chain (seq, canonical, prev_hash, hash)"
+            " SELECT 2, canonical, prev_hash, hash FROM catalog.audit_chain WHERE seq = 1")
     assert await chain_db.fetchval("SELECT count(*) FROM catalog.audit_chain") == 3
 
 
@@ -242,4 +241,92 @@ async def test_an_append_after_the_database_clock_stepped_back_is_chained_not_re
     # A backdated or future appended_at the caller names is still refused.
     with pytest.raises(asyncpg.CheckViolationError, match="before the head"):
         await seed_chain(chain_db, 1, appended_at=datetime.now(UTC))
+
+
+#: Migration 006's filter columns, to put one back after a test made it writable.
+GENERATED = {
+    "recording_id": "uuid GENERATED ALWAYS AS"
+                    " (catalog.audit_event_text(canonical, '{data,recording_id}')::uuid) STORED",
+    "actor": "text NOT NULL GENERATED ALWAYS AS"
+             " (catalog.audit_event_text(canonical, '{data,actor}')) STORED",
+    "action": "text NOT NULL GENERATED ALWAYS AS"
+              " (catalog.audit_event_text(canonical, '{data,action}')) STORED",
+    "occurred_at": "timestamptz NOT NULL GENERATED ALWAYS AS"
+                   " (catalog.audit_event_instant(canonical)) STORED",
+    "event_id": "text NOT NULL UNIQUE GENERATED ALWAYS AS"
+                " (catalog.audit_event_text(canonical, '{id}')) STORED",
+}
+INDEXED = {"recording_id": "(recording_id, seq) WHERE recording_id IS NOT NULL",
+           "actor": "(actor, seq)", "action": "(action, seq)", "occurred_at": "(occurred_at, seq)"}
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("recording_id", "'00000000-0000-4000-8000-000000000000'::uuid"),
+    ("actor", "'mallory'"),
+    ("action", "'search'"),
+    ("occurred_at", "occurred_at - interval '1 day'"),
+    ("event_id", "'forged-id'"),
+])
+async def test_a_filter_column_changed_behind_the_databases_back_is_found(
+    stack: Stack, http: httpx.AsyncClient, catalog: ExtraService, chain_db: asyncpg.Connection,
+    column: str, value: str,
+) -> None:
+    """R7: the auditors' filters (recording_id, actor, action, from/to) select on columns beside
+    the hashed bytes. Changed behind the database's back they would hide an entry from "who
+    viewed this recording?": not even a superuser can UPDATE them (generated from canonical);
+    made writable by DDL and changed, verify finds the entry."""
+    await seed_chain(chain_db, 10)
+    url = catalog.env["BWC_DATABASE_URL"]
+    async with as_superuser_bypassing_triggers(url) as admin:
+        with pytest.raises(asyncpg.GeneratedAlwaysError):
+            await admin.execute(f"UPDATE catalog.audit_chain SET {column} = {value}"
+                                " WHERE seq = 7")
+        await admin.execute(f"ALTER TABLE catalog.audit_chain ALTER COLUMN {column}"
+                            " DROP EXPRESSION")
+        try:
+            await admin.execute(f"UPDATE catalog.audit_chain SET {column} = {value}"
+                                " WHERE seq = 7")
+            verdict = await _get(http, stack, catalog, "/verify")
+        finally:
+            await admin.execute(f"ALTER TABLE catalog.audit_chain DROP COLUMN {column},"
+                                f" ADD COLUMN {column} {GENERATED[column]}")
+            if column in INDEXED:
+                await admin.execute(f"CREATE INDEX audit_chain_{column} ON catalog.audit_chain"
+                                    f" {INDEXED[column]}")
+    assert verdict["ok"] is False, verdict
+    assert verdict["first_broken"]["seq"] == 7 and verdict["entries"] == 6
+    assert column in verdict["first_broken"]["reason"]
+
+
+async def test_a_canonical_that_is_no_event_with_its_hashes_recomputed_is_found(
+    stack: Stack, http: httpx.AsyncClient, catalog: ExtraService, chain_db: asyncpg.Connection,
+) -> None:
+    """Bytes that are no JSON event cannot even be written while the filter columns are
+    generated from them; with those made writable by DDL and the hashes and head recomputed,
+    the links hold, and verify reports the entry (not a 500)."""
+    await seed_chain(chain_db, 10)
+    garbage = ("UPDATE catalog.audit_chain SET canonical = '\\xff00'::bytea,"
+               " hash = sha256(prev_hash || '\\xff00'::bytea) WHERE seq = 10")
+    async with as_superuser_bypassing_triggers(catalog.env["BWC_DATABASE_URL"]) as admin:
+        with pytest.raises(asyncpg.DataError):
+            await admin.execute(garbage)
+        for column in GENERATED:
+            await admin.execute(f"ALTER TABLE catalog.audit_chain ALTER COLUMN {column}"
+                                " DROP EXPRESSION")
+        try:
+            await admin.execute(garbage)
+            await admin.execute("UPDATE catalog.audit_chain_head SET hash ="
+                                " (SELECT hash FROM catalog.audit_chain WHERE seq = 10)")
+            verdict = await _get(http, stack, catalog, "/verify")
+        finally:
+            await admin.execute("DELETE FROM catalog.audit_chain WHERE seq = 10")
+            for column in GENERATED:
+                await admin.execute(f"ALTER TABLE catalog.audit_chain DROP COLUMN {column},"
+                                    f" ADD COLUMN {column} {GENERATED[column]}")
+            for column, indexed in INDEXED.items():
+                await admin.execute(f"CREATE INDEX audit_chain_{column} ON catalog.audit_chain"
+                                    f" {indexed}")
+    assert verdict["ok"] is False and verdict["entries"] == 9, verdict
+    assert verdict["first_broken"]["seq"] == 10
+    assert "canonical is not an audit event" in verdict["first_broken"]["reason"]
 
