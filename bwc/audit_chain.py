@@ -142,8 +142,15 @@ class ChainWalker:
             return self.broken
         kept = self.kept
         if kept.seq is not None and kept.seq < self.anchor.seq:
-            return None  # pruned since it was kept: nothing left to compare it with
-        if kept.seq is not None and kept.seq <= self.last_seq:
+            # Nothing left to compare it with. Calling that "ok" would pass a chain whose
+            # anchor was moved behind the database's back onto its newest entry, everything
+            # before it deleted: the kept head is the only witness left (R7). An honest prune
+            # removes only entries older than two years, so a recent head is not below it.
+            self.broken = Break(kept.seq, kept.hash.hex(), None,
+                                f"the kept head lies in the pruned prefix (anchor seq "
+                                f"{self.anchor.seq}): the entries it vouches for were removed; "
+                                f"only a head kept after the prune can be checked")
+        elif kept.seq is not None and kept.seq <= self.last_seq:
             if self._kept_found != kept.hash:
                 self.broken = Break(kept.seq, kept.hash.hex(),
                                     self._kept_found.hex() if self._kept_found else None,

@@ -330,3 +330,26 @@ async def test_a_canonical_that_is_no_event_with_its_hashes_recomputed_is_found(
     assert verdict["first_broken"]["seq"] == 10
     assert "canonical is not an audit event" in verdict["first_broken"]["reason"]
 
+
+async def test_a_kept_head_inside_a_moved_anchor_is_not_called_ok(
+    stack: Stack, http: httpx.AsyncClient, catalog: ExtraService, chain_db: asyncpg.Connection,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """R7: an administrator who moves the anchor onto the newest entry and deletes everything
+    before it (triggers off) leaves a chain that is consistent from its anchor. A head kept
+    outside before that lies below the new anchor: offline verify must not pass it as ok
+    (with HASH alone it already fails; SEQ:HASH passed silently)."""
+    await seed_chain(chain_db, 20)
+    kept = await _get(http, stack, catalog, "/head")
+    await seed_chain(chain_db, 5)
+    async with as_superuser_bypassing_triggers(catalog.env["BWC_DATABASE_URL"]) as admin:
+        await admin.execute(
+            "INSERT INTO catalog.audit_chain_anchor (seq, hash, pruned_at)"
+            " SELECT seq, hash, now() FROM catalog.audit_chain WHERE seq = 25")
+        await admin.execute("DELETE FROM catalog.audit_chain WHERE seq <= 25")
+    await _export(stack, catalog, tmp_path / "chain.jsonl")
+    code, out = await _offline_verify(tmp_path / "chain.jsonl", capsys, "--head", kept["hash"])
+    assert code == 1 and "BROKEN" in out, out
+    code, out = await _offline_verify(tmp_path / "chain.jsonl", capsys,
+                                      "--head", f"{kept['seq']}:{kept['hash']}")
+    assert code == 1 and "BROKEN at seq 20: the kept head lies in the pruned prefix" in out, out

@@ -118,6 +118,27 @@ def test_a_pruned_chain_verifies_from_its_anchor() -> None:
     assert walker.finish() is not None and walker.finish().seq == 13  # type: ignore[union-attr]
 
 
+def test_a_kept_head_below_the_anchor_is_not_ok() -> None:
+    """R7: the whole chain up to its newest entry deleted behind a moved anchor is consistent
+    in itself; a head kept before must not pass it, with or without its seq."""
+    rows = chain(20)
+    anchor = Anchor(rows[19][0], rows[19][2])
+    for kept in (KeptHead(rows[9][2], 10), KeptHead(rows[9][2])):
+        walker = ChainWalker(anchor, kept)
+        walker.feed([])
+        broken = walker.finish()
+        assert broken is not None, kept
+    walker = ChainWalker(anchor, KeptHead(rows[9][2], 10))
+    walker.feed([])
+    broken = walker.finish()
+    assert broken is not None and (broken.seq, broken.found) == (10, None)
+    assert "pruned prefix" in broken.reason
+    # At the anchor itself the kept head is compared with the anchor's hash.
+    walker = ChainWalker(anchor, KeptHead(rows[19][2], 20))
+    walker.feed([])
+    assert walker.finish() is None
+
+
 def test_kept_head_syntax() -> None:
     digest = "ab" * 32
     assert KeptHead.parse(f"42:{digest}") == KeptHead(bytes.fromhex(digest), 42)
