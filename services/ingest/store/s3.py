@@ -14,7 +14,8 @@ Layout (bucket ``BWC_S3_BUCKET``; every object carries the user metadata ``recor
 The PATCH that brings the last byte uploads what is left as the last part itself, so the
 completion only completes the multipart upload and checks its size; the SHA-256 was computed
 while the bytes arrived. Nothing here lists the bucket, except ``abort_all`` after a crash
-during creation.
+during creation, and once per upload that still holds tails written before segments
+(migration 005), when it ends.
 """
 
 from __future__ import annotations
@@ -341,7 +342,11 @@ class S3UploadStore:
         known = [(s.key, s.version_id) for s in segments if s.version_id is not None]
         await self.objects.delete_versions(known)
         for segment in segments:
-            if segment.version_id is None:  # announced, maybe written, never committed
+            if segment.key.endswith("/"):
+                # Tails written before segments, named only by their prefix (migration 005):
+                # listed once, when the upload ends (R5).
+                await self.objects.delete_prefix(segment.key)
+            elif segment.version_id is None:  # announced, maybe written, never committed
                 await self.objects.delete_key(segment.key)
 
 
