@@ -11,6 +11,8 @@ the recording's deadline — and carry no ``recording-id`` for a scan to judge t
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -26,7 +28,7 @@ from bwc.devstack.stack import Stack
 from bwc.outbox import OUTBOX_MIGRATIONS
 from services.ingest import janitor
 from services.ingest.app import MIGRATIONS
-from tests.fixtures.clients import object_store, upload_store
+from tests.fixtures.clients import MIB, object_store, upload_store
 
 INGEST_MIGRATIONS = Path(MIGRATIONS[1])
 
@@ -109,3 +111,51 @@ async def test_tails_written_before_segments_are_removed_when_the_upload_ends(
     left = [key for keys in leftovers.values() for key in keys
             if await objects.stat(key, versions[key]) is not None]
     assert left == [], f"R5: tails of ended uploads still stored: {left}"
+
+
+async def test_a_completion_from_before_segments_that_crashed_after_s3_completed_finishes(
+    stack: Stack, legacy_pool: asyncpg.Pool
+) -> None:
+    """A ``completing`` upload of the old code still had its tail in an object (it became the
+    last part only during the completion). The new completion uploads it as the last part; if
+    an attempt crashed after S3 completed the multipart upload, the next one must recognise
+    the object, not fail on the part upload (NoSuchUpload) until the R2 deadline removes a
+    recording that was received whole."""
+    store = upload_store(stack)
+    upload_id = uuid.uuid4()
+    key = f"recordings/{upload_id}"
+    data = os.urandom(5 * MIB + 100)
+    recorded_at = datetime.now(UTC) - timedelta(hours=1)
+    s3_id = await store.multipart.create(key, content_type="video/mp4", metadata={
+        "recording-id": str(upload_id), "recorded-at": recorded_at.isoformat()})
+    first = await store.multipart.upload_part(key, s3_id, 1, data[:5 * MIB])
+    tail_key = f"incomplete/{upload_id}/tail-{5 * MIB}-{len(data)}"
+    tail_version = await store.objects.put_bytes(tail_key, data[5 * MIB:])
+    metadata = {"recorded_at": recorded_at.isoformat(), "content_type": "video/mp4",
+                "trigger_reason": "threatening person", "announced": True,
+                "imminent_danger": False, "in_home": False,
+                "delete_after": (recorded_at + timedelta(days=14)).isoformat()}
+    async with legacy_pool.acquire() as conn:
+        await conn.execute("INSERT INTO ingest.devices (device_id, registered_by)"
+                           " VALUES ('cam-legacy', 'test')")
+        await conn.execute(
+            "INSERT INTO ingest.uploads (id, device_id, upload_length, upload_offset,"
+            " metadata_header, metadata, object_key, s3_upload_id, state, expires_at,"
+            " received_at, tail_key, tail_version, tail_size) VALUES ($1, 'cam-legacy', $2,"
+            " $3, '', $4, $5, $6, 'completing', now() + interval '1 hour', now(), $7, $8, 100)",
+            upload_id, len(data), 5 * MIB, metadata, key, s3_id, tail_key, tail_version)
+        await conn.execute("INSERT INTO ingest.upload_parts (upload_id, number, etag, size)"
+                           " VALUES ($1, 1, $2, $3)", upload_id, first.etag, first.size)
+
+    await migrate(legacy_pool, schema="ingest", sources=MIGRATIONS)  # the upgrade
+    # A completion after the upgrade sent the tail as part 2, S3 completed the upload, and
+    # the process died before recording it.
+    last = await store.multipart.upload_part(key, s3_id, 2, data[5 * MIB:])
+    await store.multipart.complete(key, s3_id, [first, last])
+
+    await janitor.sweep_once(legacy_pool, store, recovery_grace=0)
+    async with legacy_pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT state, sha256 FROM ingest.uploads WHERE id = $1",
+                                  upload_id)
+    assert (row["state"], row["sha256"]) == ("completed", hashlib.sha256(data).hexdigest())
+    assert await store.objects.stat(tail_key, tail_version) is None  # R5

@@ -254,12 +254,23 @@ class S3UploadStore:
 
     async def finish(self, upload: StoredUpload) -> Finished:
         parts = list(upload.parts)
-        if upload.tail_size or not parts:
-            # Only after a PATCH that could not send the last part (an older version of this
-            # service, or bytes left in segments): it goes now, under the same number each time.
-            parts.append(await self.multipart.upload_part(
-                upload.object_key, _s3_id(upload), len(parts) + 1, await self._tail(upload)))
-        version_id = await self._complete_or_find(upload, parts)
+        version_id: str | None
+        try:
+            if upload.tail_size or not parts:
+                # Only after a PATCH that could not send the last part (an older version of
+                # this service, or bytes left in segments): it goes now, under the same number
+                # each time.
+                parts.append(await self.multipart.upload_part(
+                    upload.object_key, _s3_id(upload), len(parts) + 1, await self._tail(upload)))
+        except botocore.exceptions.ClientError:
+            # S3 refuses a part of an upload an earlier attempt completed before it died
+            # (NoSuchUpload; moto answers 500): the object is there, take it as it is.
+            stat = await self.objects.stat(upload.object_key)
+            if stat is None:
+                raise
+            version_id = stat.version_id
+        else:
+            version_id = await self._complete_or_find(upload, parts)
         self.hashes.forget(upload.id)
         self.tails.forget(upload.id)
         if upload.received_sha256 is not None:
