@@ -14,7 +14,8 @@ Layout (bucket ``BWC_S3_BUCKET``; every object carries the user metadata ``recor
 The PATCH that brings the last byte uploads what is left as the last part itself, so the
 completion only completes the multipart upload and checks its size; the SHA-256 was computed
 while the bytes arrived. Nothing here lists the bucket, except ``abort_all`` after a crash
-during creation.
+during creation, and once per upload that still holds tails written before segments
+(migration 005), when it ends.
 """
 
 from __future__ import annotations
@@ -253,12 +254,23 @@ class S3UploadStore:
 
     async def finish(self, upload: StoredUpload) -> Finished:
         parts = list(upload.parts)
-        if upload.tail_size or not parts:
-            # Only after a PATCH that could not send the last part (an older version of this
-            # service, or bytes left in segments): it goes now, under the same number each time.
-            parts.append(await self.multipart.upload_part(
-                upload.object_key, _s3_id(upload), len(parts) + 1, await self._tail(upload)))
-        version_id = await self._complete_or_find(upload, parts)
+        version_id: str | None
+        try:
+            if upload.tail_size or not parts:
+                # Only after a PATCH that could not send the last part (an older version of
+                # this service, or bytes left in segments): it goes now, under the same number
+                # each time.
+                parts.append(await self.multipart.upload_part(
+                    upload.object_key, _s3_id(upload), len(parts) + 1, await self._tail(upload)))
+        except botocore.exceptions.ClientError:
+            # S3 refuses a part of an upload an earlier attempt completed before it died
+            # (NoSuchUpload; moto answers 500): the object is there, take it as it is.
+            stat = await self.objects.stat(upload.object_key)
+            if stat is None:
+                raise
+            version_id = stat.version_id
+        else:
+            version_id = await self._complete_or_find(upload, parts)
         self.hashes.forget(upload.id)
         self.tails.forget(upload.id)
         if upload.received_sha256 is not None:
@@ -341,7 +353,11 @@ class S3UploadStore:
         known = [(s.key, s.version_id) for s in segments if s.version_id is not None]
         await self.objects.delete_versions(known)
         for segment in segments:
-            if segment.version_id is None:  # announced, maybe written, never committed
+            if segment.key.endswith("/"):
+                # Tails written before segments, named only by their prefix (migration 005):
+                # listed once, when the upload ends (R5).
+                await self.objects.delete_prefix(segment.key)
+            elif segment.version_id is None:  # announced, maybe written, never committed
                 await self.objects.delete_key(segment.key)
 
 
