@@ -80,3 +80,53 @@ async def test_bad_arguments_are_refused_before_anything_is_sent(stack: Stack) -
                                     "--token", "x", "--device", "cam-x")
     assert code == 2
     assert "--token" in err
+
+
+async def _silent_tus_server() -> asyncio.Server:
+    """A tus endpoint that creates uploads and answers HEAD, but never answers a PATCH (a
+    replica that hangs mid-request): the dock must give up on the chunk, not on the run."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                method = head.split(b" ", 1)[0]
+                if method == b"PATCH":
+                    await asyncio.sleep(3600)
+                answer = (b"HTTP/1.1 201 Created\r\nLocation: /files/"
+                          + uuid.uuid4().hex.encode() + b"\r\n" if method == b"POST" else
+                          b"HTTP/1.1 200 OK\r\nUpload-Offset: 0\r\n")
+                writer.write(answer + b"Tus-Resumable: 1.0.0\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+async def test_a_hanging_chunk_times_out_and_the_run_still_ends_with_a_summary(
+    stack: Stack,
+) -> None:
+    """A PATCH that never gets an answer is given up after --chunk-timeout and retried; the
+    upload is reported FAILED in the summary and the exit code is 1 — no traceback, no
+    five-minute hang per chunk (regression: the HTTP client's timeout was not caught)."""
+    server = await _silent_tus_server()
+    port = server.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bwc.cli.main",
+            "--issuer-dir", str(stack.config.var_dir / "dev-issuer"),
+            "upload", "--url", f"http://127.0.0.1:{port}", "--trigger-reason", "hanging",
+            "--announced", "--chunk-size", str(MIB), "--retry-delay", "0.1",
+            "--generate", "1MiB", "--device", "dock-hang", "--retries", "1",
+            "--chunk-timeout", "1", "--no-progress",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out_b, err_b = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        server.close()
+    out, err = out_b.decode(), err_b.decode()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in err, err
+    assert "uploads: 0 ok, 1 failed" in out, out
+    assert re.search(r"^FAILED dock-hang .*no answer within 1", out, re.MULTILINE), out
