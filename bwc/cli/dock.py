@@ -133,7 +133,7 @@ async def _transfer(args: argparse.Namespace, uploader: Any, result: Result, bar
                 async with asyncio.timeout(args.chunk_timeout):
                     await uploader.upload_chunk()
             except TimeoutError as exc:
-                raise TusCommunicationError(
+                raise TusCommunicationError(  # type: ignore[no-untyped-call]
                     f"no answer within {args.chunk_timeout:g} s") from exc
             result.chunk_seconds.append(time.perf_counter() - started)
             bar.update(uploader.offset - before)
