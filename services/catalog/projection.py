@@ -71,10 +71,23 @@ def occurred_at(data: RecordingEvent) -> datetime:
     return data.deleted_at
 
 
-def _storable(data: ChangeEvent) -> dict[str, Any]:
-    """What a waiting event keeps: a review's note is never stored by the catalogue."""
+#: What replaces a waiting event's free text once its recording is deleted (R5): the v1 models
+#: require these fields, and after the deletion the event is applied without them anyway.
+ERASED_TEXT = "(erased: the recording was deleted, R5)"
+_FREE_TEXT: dict[type[ChangeEvent], tuple[str, ...]] = {
+    RecordingHoldPlacedV1: ("case_reference", "justification"),
+    RecordingHoldReleasedV1: ("justification",),
+}
+
+
+def _storable(data: ChangeEvent, *, erased: bool) -> dict[str, Any]:
+    """What a waiting event keeps: a review's note is never stored by the catalogue, and no
+    free text is kept for a recording that is deleted (R5)."""
     exclude = {"note"} if isinstance(data, RecordingReviewedV1) else set()
-    return data.model_dump(mode="json", exclude=exclude)
+    stored = data.model_dump(mode="json", exclude=exclude)
+    if erased:
+        stored.update(dict.fromkeys(_FREE_TEXT.get(type(data), ()), ERASED_TEXT))
+    return stored
 
 
 class Projection:
@@ -95,9 +108,11 @@ class Projection:
                 await self._apply_waiting(conn, data.recording_id)  # a release may wait for it
             return
         when = occurred_at(data)
+        erased = await repo.recording_status(conn, data.recording_id) is RecordingStatus.DELETED
         await repo.keep_pending(
             conn, event_id=event.id, recording_id=data.recording_id, type=event.type,
-            occurred_at=when, data=_storable(data), kept_until=when + self.retention_period)
+            occurred_at=when, data=_storable(data, erased=erased),
+            kept_until=when + self.retention_period)
         log.info("event waits for its recording", extra={
             "event_id": event.id, "type": event.type, "recording_id": str(data.recording_id)})
 
@@ -120,6 +135,14 @@ class Projection:
                     await repo.drop_pending(conn, row["event_id"])
                     progress = True
 
+    async def _erase_waiting(self, conn: Connection, recording_id: uuid.UUID) -> None:
+        """R5: events still waiting (a release whose hold has not arrived) lose their texts
+        with the recording, not only at the pending purge."""
+        for row in await repo.pending_for(conn, recording_id):
+            data = parse(row["type"], row["data"])
+            assert not isinstance(data, RecordingIngestedV1)
+            await repo.replace_pending_data(conn, row["event_id"], _storable(data, erased=True))
+
     async def _apply_change(self, conn: Connection, event_id: str, data: ChangeEvent) -> bool:
         """Apply a change to a known recording; ``False`` when what it refers to (the recording,
         or a release's hold) is not known yet."""
@@ -141,6 +164,7 @@ class Projection:
             change = Change.HOLD_RELEASED
         else:
             await repo.erase_recording(conn, data)
+            await self._erase_waiting(conn, data.recording_id)
             change = Change.DELETED
         standing = (await repo.standing_holds(conn, data.recording_id)
                     if change in (Change.HOLD_PLACED, Change.HOLD_RELEASED) else 0)

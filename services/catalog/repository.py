@@ -158,6 +158,11 @@ async def pending_for(conn: Connection, recording_id: uuid.UUID) -> list[asyncpg
         " ORDER BY occurred_at, event_id", recording_id))
 
 
+async def replace_pending_data(conn: Connection, event_id: str, data: dict[str, Any]) -> None:
+    await conn.execute("UPDATE catalog.pending_events SET data = $2 WHERE event_id = $1",
+                       event_id, data)
+
+
 async def drop_pending(conn: Connection, event_id: str) -> None:
     await conn.execute("DELETE FROM catalog.pending_events WHERE event_id = $1", event_id)
 

@@ -339,3 +339,29 @@ def test_the_transition_table() -> None:
         assert TRANSITIONS[status, c.DELETED] == {s.DELETED}
     for change in Change:
         assert TRANSITIONS[s.DELETED, change] == {s.DELETED}  # terminal (R5)
+
+
+async def test_a_deletion_erases_the_texts_of_events_still_waiting_for_their_hold(
+    pool: asyncpg.Pool, consumer: EventConsumer
+) -> None:
+    """R5: a release waiting for a hold that has not arrived keeps no free text once the
+    recording is deleted — neither one that waited before the deletion nor one that arrives
+    after it (regression: the justification stayed until the pending purge, up to a retention
+    period after the release)."""
+    rid, early, late = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await deliver(consumer, ingested(rid), hold_released_event(
+        rid, early, released_at=at(30), justification="suspect Max M. identified"))
+    await deliver(consumer, deleted_event(rid, deleted_at=at(40)))
+    await deliver(consumer, hold_released_event(
+        rid, late, released_at=at(50), justification="witness Erika S. heard"))
+    assert await pending(pool, rid) == ["recording.hold_released"] * 2
+    data = await pool.fetchval("SELECT string_agg(data::text, ' ') FROM catalog.pending_events"
+                               " WHERE recording_id = $1", rid)
+    assert "Max M." not in data and "Erika S." not in data
+    # The erased events still apply (without texts) when their holds arrive.
+    await deliver(consumer, hold_placed_event(rid, early, placed_at=at(20)),
+                  hold_placed_event(rid, late, placed_at=at(25)))
+    assert await pending(pool, rid) == []
+    assert await status(pool, rid) == "deleted"
+    assert all(h["release_justification"] is None and h["released_at"] is not None
+               for h in await holds(pool, rid))
