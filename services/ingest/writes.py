@@ -144,6 +144,13 @@ CUT_OFF_TITLES = {"slow": "Transfer too slow", "idle": "Body stalled",
                   "shutdown": "Server shutting down"}
 
 
+def announced_length(request: Request) -> int | None:
+    """The body's Content-Length (the HTTP server refused a malformed one); ``None`` when the
+    body is sent in chunked transfer encoding."""
+    value = request.headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def guard_for(settings: IngestSettings, request: Request, upload: Upload) -> TransferGuard:
     return TransferGuard(idle_timeout=settings.ingest_body_idle_timeout,
                          stop=request.app.state.shutting_down,
@@ -184,7 +191,7 @@ async def append(
     body = Body(request.stream(), remaining=upload.length - upload.offset, checksum=checksum,
                 guard=guard_for(settings, request, upload))
     with storage_trouble(upload):
-        chunk = await store.append(upload, body)
+        chunk = await store.append(upload, body, expected=announced_length(request))
     if body.cut_off is not None and body.cut_off.kind == "deadline":
         # R2: nothing of it may be kept any more, not even what this PATCH brought.
         WRITES_CUT_OFF.labels("deadline").inc()

@@ -137,6 +137,10 @@ async def test_hashed_while_arriving_parts_verified_by_s3_no_read_back_no_listin
     parts = [h for h in heads if UPLOAD_PART.match(h)]
     assert len(parts) == 3  # 5 + 5 + 2 MiB
     assert all(b"\r\ncontent-md5: " in h.lower() for h in parts)
+    # The MD5 is what protects a part's bytes, so it is signed; the payload itself is not
+    # hashed a second time for the signature (x-amz-content-sha256: UNSIGNED-PAYLOAD).
+    assert all(re.search(rb"signedheaders=[^,]*content-md5", h.lower()) for h in parts)
+    assert all(b"\r\nx-amz-content-sha256: unsigned-payload" in h.lower() for h in parts)
     # One PUT per PATCH that leaves bytes below a part, no DELETE of a tail per PATCH.
     assert len([line for line in lines if SEGMENT_PUT.match(line)]) == 10
     deletes = [line for line in lines if line.startswith(b"DELETE ")]

@@ -115,9 +115,12 @@ class UploadStore(Protocol):
                      recorded_at: str) -> str:
         """Start storing a new upload; returns the backend's id for it."""
 
-    async def append(self, upload: StoredUpload, body: AsyncIterable[bytes]) -> Chunk:
+    async def append(self, upload: StoredUpload, body: AsyncIterable[bytes],
+                     *, expected: int | None = None) -> Chunk:
         """Read ``body`` (appended at ``upload.offset``) and store every full part of it, and
-        the last part if the body brings the file's last byte.
+        the last part if the body brings the file's last byte. ``expected``: the bytes the
+        body announced (its Content-Length), when known, so that the end of the body can go
+        into its last part instead of below one.
 
         Raises ``StorageUnavailable``/``StorageFull``; nothing is committed by the store."""
 

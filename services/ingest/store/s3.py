@@ -148,7 +148,8 @@ class S3UploadStore:
 
     # -- receiving ------------------------------------------------------------------------------
 
-    async def append(self, upload: StoredUpload, body: AsyncIterable[bytes]) -> Chunk:
+    async def append(self, upload: StoredUpload, body: AsyncIterable[bytes],
+                     *, expected: int | None = None) -> Chunk:
         chunk = Chunk(upload.id, upload.offset)
         pending = _Pending(number=len(upload.parts) + 1, tail_size=upload.tail_size,
                            buffer=bytearray(), hasher=self.hashes.resume(upload.id, upload.offset))
@@ -158,6 +159,17 @@ class S3UploadStore:
             return await self.multipart.upload_part(upload.object_key, s3_id, number, data)
 
         sender = _Sender(upload_part, self.budget, asyncio.Semaphore(self.parts_in_flight))
+
+        async def send_part() -> None:
+            data = pending.buffer
+            if pending.tail_size:
+                data = await self._tail(upload) + data
+                chunk.superseded = self._current_segments(upload)
+                pending.tail_size, pending.tail_consumed = 0, True
+            pending.buffer = bytearray()
+            await sender.send(pending.number, data)
+            pending.number += 1
+
         try:
             with translated():
                 async for piece in body:
@@ -167,37 +179,39 @@ class S3UploadStore:
                     view = memoryview(piece)
                     while view:
                         room = self.part_size - pending.tail_size - len(pending.buffer)
-                        pending.buffer += view[:room]
-                        view = view[room:]
+                        # A part held open for the end of the body takes the rest of it.
+                        pending.buffer += view[:room] if room > 0 else view
+                        view = view[room:] if room > 0 else view[:0]
                         if pending.tail_size + len(pending.buffer) < self.part_size:
                             continue
-                        data = pending.buffer
-                        if pending.tail_size:
-                            data = await self._tail(upload) + data
-                            chunk.superseded = self._current_segments(upload)
-                            pending.tail_size, pending.tail_consumed = 0, True
-                        pending.buffer = bytearray()
-                        await sender.send(pending.number, data)
-                        pending.number += 1
-                        del data  # the sender holds the part until S3 confirms it
+                        if self._holds_part(upload, chunk.received - len(view), expected):
+                            continue
+                        await send_part()  # the sender holds the part until S3 confirms it
                 if chunk.end == upload.length:
                     # The last byte: what is left is the last part (S3 allows it to be small),
                     # sent alongside the parts still in flight. Should the chunk not be kept
                     # (checksum mismatch), it is an unrecorded part like any other.
-                    data = pending.buffer
-                    if pending.tail_size:
-                        data = await self._tail(upload) + data
-                        chunk.superseded = self._current_segments(upload)
-                        pending.tail_size, pending.tail_consumed = 0, True
-                    if data or not (upload.parts or pending.number > 1):
-                        await sender.send(pending.number, data)
-                    pending.buffer = bytearray()
+                    if pending.buffer or pending.tail_size or not (upload.parts
+                                                                   or pending.number > 1):
+                        await send_part()
+                elif pending.tail_size + len(pending.buffer) >= self.part_size:
+                    await send_part()  # a part held open for the end of the body
                 chunk.parts = await sender.settle()
         finally:
             # On any failure: let the parts in flight end, so the budget is whole again.
             await asyncio.gather(*sender.tasks, return_exceptions=True)
         chunk.state = pending
         return chunk
+
+    def _holds_part(self, upload: StoredUpload, taken: int, expected: int | None) -> bool:
+        """Whether a full part is kept open to take in the rest of the body, because the body
+        announced fewer than a part's bytes after it and does not end the file: those bytes
+        then go into this part (S3 parts may be larger than the part size) rather than into a
+        segment, which would be written now and again inside the next part. A PATCH of at
+        least a part therefore leaves no segment; the part stays below twice the part size."""
+        if expected is None or upload.offset + expected >= upload.length:
+            return False
+        return 0 < expected - taken < self.part_size
 
     async def seal(self, upload: StoredUpload, chunk: Chunk, *, ledger: Ledger) -> None:
         pending: _Pending = chunk.state
