@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import URL, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bwc.problems import Problem
 from services.ingest.metadata import MAX_METADATA_BYTES
@@ -19,17 +20,32 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 RETRY_AFTER = "5"
 
 
-def install_tus_headers(app: FastAPI, prefix: str) -> None:
-    """Every answer under ``prefix`` carries ``Tus-Resumable``, errors from auth included."""
+class TusResumableMiddleware:
+    """Every answer under ``prefix`` carries ``Tus-Resumable``, errors from auth included.
 
-    @app.middleware("http")
-    async def add_tus_resumable(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith(prefix):
-            response.headers.setdefault("Tus-Resumable", TUS_VERSION)
-        return response
+    A plain ASGI middleware (not ``BaseHTTPMiddleware``, which passes every piece of a PATCH
+    body through a memory stream of its own): it only touches the response's headers.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not URL(scope=scope).path.startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("Tus-Resumable", TUS_VERSION)
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def install_tus_headers(app: FastAPI, prefix: str) -> None:
+    app.add_middleware(TusResumableMiddleware, prefix=prefix)
 
 
 def tus_headers(**extra: str) -> dict[str, str]:

@@ -155,32 +155,33 @@ async def start_receiving(conn: Connection, upload_id: uuid.UUID, s3_upload_id: 
 
 
 async def get_upload(conn: Connection, upload_id: uuid.UUID) -> Upload | None:
-    row = await conn.fetchrow("SELECT * FROM ingest.uploads WHERE id = $1", upload_id)
+    """The upload with its parts and segments, in one round trip (every PATCH reads it)."""
+    row = await conn.fetchrow(
+        "SELECT u.*,"
+        " (SELECT jsonb_agg(jsonb_build_array(p.number, p.etag, p.size) ORDER BY p.number)"
+        "  FROM ingest.upload_parts p WHERE p.upload_id = u.id) AS part_list,"
+        " (SELECT jsonb_agg(jsonb_build_array(s.key, s.start_offset, s.end_offset, s.version_id)"
+        "  ORDER BY s.start_offset)"
+        "  FROM ingest.upload_segments s WHERE s.upload_id = u.id) AS segment_list"
+        " FROM ingest.uploads u WHERE u.id = $1", upload_id)
     if row is None:
         return None
-    parts = await conn.fetch(
-        "SELECT number, etag, size FROM ingest.upload_parts WHERE upload_id = $1"
-        " ORDER BY number", upload_id,
-    )
-    segments = await conn.fetch(
-        "SELECT key, start_offset, end_offset, version_id FROM ingest.upload_segments"
-        " WHERE upload_id = $1 ORDER BY start_offset", upload_id,
-    )
     return Upload.from_row(
-        row, [UploadedPart(p["number"], p["etag"], p["size"]) for p in parts],
-        [Segment(s["key"], s["start_offset"], s["end_offset"], s["version_id"])
-         for s in segments])
+        row, [UploadedPart(number, etag, size) for number, etag, size in row["part_list"] or []],
+        [Segment(key, start, end, version_id)
+         for key, start, end, version_id in row["segment_list"] or []])
 
 
-async def _insert_parts(conn: Connection, upload_id: uuid.UUID, parts: list[UploadedPart]) -> None:
-    if not parts:
-        return
-    # ON CONFLICT: a repeated completion re-uploads the last part under the same number.
-    await conn.executemany(
-        "INSERT INTO ingest.upload_parts (upload_id, number, etag, size) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (upload_id, number) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size",
-        [(upload_id, p.number, p.etag, p.size) for p in parts],
-    )
+async def access_of(conn: Connection, upload_id: uuid.UUID, device_id: str) -> asyncpg.Record:
+    """Whose upload ``upload_id`` is (``upload_device``, NULL when there is none) and whether
+    ``device_id`` is ``registered`` and ``enabled``, in one round trip."""
+    record: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT (SELECT device_id FROM ingest.uploads WHERE id = $1) AS upload_device,"
+        " d.device_id IS NOT NULL AS registered, COALESCE(d.enabled, false) AS enabled"
+        " FROM (SELECT 1) AS one LEFT JOIN ingest.devices d ON d.device_id = $2",
+        upload_id, device_id)
+    assert record is not None  # always one row
+    return record
 
 
 async def advance_upload(
@@ -196,25 +197,34 @@ async def advance_upload(
     """
     new_offset = upload.offset + chunk.received
     done = new_offset == upload.length
-    async with conn.transaction():
-        status = await conn.execute(
-            "UPDATE ingest.uploads SET upload_offset = $2, tail_size = $3, state = $4,"
-            " expires_at = $5, received_at = $6, received_sha256 = $7, updated_at = now()"
-            " WHERE id = $1 AND upload_offset = $8 AND state = $9",
-            upload.id, upload.offset if done else new_offset, chunk.tail_size,
-            UploadState.COMPLETING if done else UploadState.RECEIVING, expires_at,
-            received_at if done else None, chunk.sha256 if done else None, upload.offset,
-            UploadState.RECEIVING,
-        )
-        if status != "UPDATE 1":
-            return False
-        await _insert_parts(conn, upload.id, chunk.parts)
-        if chunk.segment is not None:
-            await conn.execute(
-                "UPDATE ingest.upload_segments SET end_offset = $3, version_id = $4"
-                " WHERE upload_id = $1 AND key = $2",
-                upload.id, chunk.segment.key, chunk.segment.end, chunk.segment.version_id)
-    return True
+    segment = chunk.segment
+    # One statement, one round trip: its parts and its segment are written only when the
+    # offset moved (``moved``), all in the statement's own transaction (a synchronous commit).
+    # ON CONFLICT: a repeated completion re-uploads the last part under the same number.
+    moved: int = await conn.fetchval(
+        "WITH moved AS ("
+        " UPDATE ingest.uploads SET upload_offset = $2, tail_size = $3, state = $4,"
+        " expires_at = $5, received_at = $6, received_sha256 = $7, updated_at = now()"
+        " WHERE id = $1 AND upload_offset = $8 AND state = $9 RETURNING id),"
+        " parts AS (INSERT INTO ingest.upload_parts (upload_id, number, etag, size)"
+        " SELECT moved.id, p.number, p.etag, p.size"
+        " FROM moved, unnest($10::int[], $11::text[], $12::bigint[]) AS p(number, etag, size)"
+        " ON CONFLICT (upload_id, number) DO UPDATE"
+        " SET etag = EXCLUDED.etag, size = EXCLUDED.size),"
+        " segment AS (UPDATE ingest.upload_segments SET end_offset = $14, version_id = $15"
+        " WHERE upload_id = (SELECT id FROM moved) AND key = $13)"
+        " SELECT count(*) FROM moved",
+        upload.id, upload.offset if done else new_offset, chunk.tail_size,
+        UploadState.COMPLETING if done else UploadState.RECEIVING, expires_at,
+        received_at if done else None, chunk.sha256 if done else None, upload.offset,
+        UploadState.RECEIVING,
+        [p.number for p in chunk.parts], [p.etag for p in chunk.parts],
+        [p.size for p in chunk.parts],
+        segment.key if segment is not None else None,
+        segment.end if segment is not None else None,
+        segment.version_id if segment is not None else None,
+    )
+    return moved == 1
 
 
 async def announce_segment(conn: Connection, upload_id: uuid.UUID, key: str, start: int) -> None:
@@ -225,11 +235,12 @@ async def announce_segment(conn: Connection, upload_id: uuid.UUID, key: str, sta
     does not lose it, and the offset commit that follows flushes it with itself. Only a crash
     of Postgres within that fraction of a second could lose the row of an object that was
     written — one the retention scan still finds by its ``recording-id`` (DESIGN §4)."""
-    async with conn.transaction():
-        await conn.execute("SET LOCAL synchronous_commit = off")
-        await conn.execute(
-            "INSERT INTO ingest.upload_segments (upload_id, key, start_offset)"
-            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", upload_id, key, start)
+    # One round trip: the setting is local to the statement's own transaction and still in
+    # force when it commits.
+    await conn.execute(
+        "INSERT INTO ingest.upload_segments (upload_id, key, start_offset)"
+        " SELECT $1, $2, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c"
+        " ON CONFLICT DO NOTHING", upload_id, key, start)
 
 
 async def forget_segments(conn: Connection, upload_id: uuid.UUID, segments: list[Segment]

@@ -43,24 +43,47 @@ router = api_router(prefix="/files", tags=["tus"])
 async def _load_own_upload(pool: PoolDep, upload_id: uuid.UUID, device: Principal) -> Upload:
     async with pool.acquire() as conn:
         upload = await repo.get_upload(conn, upload_id)
-    # Another device's upload is reported as absent: ids are not to be probed.
     if upload is None or upload.device_id != device.sub:
-        raise Problem(404, "Upload not found", f"no upload {upload_id}", headers=tus_headers())
+        raise _not_found(upload_id)
     return upload
+
+
+def _not_found(upload_id: uuid.UUID) -> Problem:
+    # Another device's upload is reported as absent: ids are not to be probed.
+    return Problem(404, "Upload not found", f"no upload {upload_id}", headers=tus_headers())
+
+
+def _refuse_device(device_id: str, *, registered: bool, enabled: bool) -> None:
+    """403 unless the device is registered and enabled."""
+    if not registered:
+        raise Problem(403, "Device not registered",
+                      f"device {device_id!r} is not registered; an admin registers it with "
+                      "POST /api/v1/devices", headers=tus_headers())
+    if not enabled:
+        raise Problem(403, "Device disabled", f"device {device_id!r} is disabled",
+                      headers=tus_headers())
 
 
 async def _ensure_device_allowed(pool: PoolDep, device_id: str) -> asyncpg.Record:
     """The device's registry row, if it is registered and enabled; 403 otherwise."""
     async with pool.acquire() as conn:
         device = await repo.get_device(conn, device_id)
-    if device is None:
-        raise Problem(403, "Device not registered",
-                      f"device {device_id!r} is not registered; an admin registers it with "
-                      "POST /api/v1/devices", headers=tus_headers())
-    if not device["enabled"]:
-        raise Problem(403, "Device disabled", f"device {device_id!r} is disabled",
-                      headers=tus_headers())
+    _refuse_device(device_id, registered=device is not None,
+                   enabled=device is not None and device["enabled"])
+    assert device is not None
     return device
+
+
+async def _ensure_own_upload_and_device(pool: PoolDep, upload_id: uuid.UUID,
+                                        device: Principal) -> None:
+    """404 unless the upload is the device's own, then 403 unless the device is registered
+    and enabled: one round trip before a writer takes a slot and the lock (which then reads
+    the upload again, R6: the offset is only trusted under the lock)."""
+    async with pool.acquire() as conn:
+        access = await repo.access_of(conn, upload_id, device.sub)
+    if access["upload_device"] != device.sub:
+        raise _not_found(upload_id)
+    _refuse_device(device.sub, registered=access["registered"], enabled=access["enabled"])
 
 
 @router.options("/", status_code=204, summary="tus discovery (no auth)")
@@ -163,8 +186,7 @@ async def patch_upload(
                       headers=tus_headers())
     offset = parse_int_header(request, "Upload-Offset")
     checksum = ChunkChecksum.parse(request.headers.get("upload-checksum"))
-    await _load_own_upload(pool, upload_id, device)
-    await _ensure_device_allowed(pool, device.sub)
+    await _ensure_own_upload_and_device(pool, upload_id, device)
 
     async with device_write(request, settings, device.sub), write_slot(request, settings), \
             locked_upload(pool, upload_id) as conn:
@@ -178,8 +200,7 @@ async def terminate_upload(
     upload_id: uuid.UUID, request: Request, device: DeviceDep, pool: PoolDep, store: StoreDep,
 ) -> Response:
     require_tus_version(request)
-    await _load_own_upload(pool, upload_id, device)
-    await _ensure_device_allowed(pool, device.sub)
+    await _ensure_own_upload_and_device(pool, upload_id, device)
     # Decided under the lock: the upload may have moved to ``completing`` since it was read.
     async with locked_upload(pool, upload_id) as conn:
         current = await repo.get_upload(conn, upload_id)

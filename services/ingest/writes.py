@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from fastapi import Request, Response
+from starlette.background import BackgroundTask
 
 from bwc.db import Connection
 from bwc.deadline import is_past_deadline
@@ -232,6 +233,13 @@ async def append(
         raise Problem(409, "Offset mismatch", "the upload moved on meanwhile; HEAD and resume",
                       headers=tus_headers())
     store.committed(upload, chunk)
+    if body.cut_off is None and new_offset < upload.length:
+        # The device may send its next chunk while the segments that went into a part are
+        # removed (R5 still holds if that fails or the process dies: ``forget_later``).
+        return Response(status_code=204, headers=tus_headers(
+            **{"Upload-Offset": str(new_offset), "Upload-Expires": http_date(expires_at)}),
+            background=BackgroundTask(forget_later, request.app.state.pool, store, chunk)
+            if chunk.superseded else None)
     await forget_superseded(conn, store, chunk)
     if body.cut_off is not None:
         WRITES_CUT_OFF.labels(body.cut_off.kind).inc()
@@ -240,10 +248,6 @@ async def append(
                       f"{chunk.received} bytes that arrived are kept: resume at Upload-Offset "
                       f"{new_offset if new_offset < upload.length else upload.offset}",
                       headers=tus_headers(**{"Retry-After": RETRY_AFTER}))
-    if new_offset < upload.length:
-        return Response(status_code=204, headers=tus_headers(
-            **{"Upload-Offset": str(new_offset), "Upload-Expires": http_date(expires_at)}))
-
     finished = await repo.get_upload(conn, upload_id)
     assert finished is not None
     return await finish(conn, store, finished)
@@ -256,6 +260,22 @@ async def forget_superseded(conn: Connection, store: UploadStore, chunk: Chunk) 
     try:
         if removed := await store.release(chunk):
             await repo.forget_segments(conn, chunk.upload_id, removed)
+    except Exception as exc:
+        log.warning("superseded segments left for later removal", extra={
+            "recording_id": str(chunk.upload_id), "error": repr(exc)})
+
+
+async def forget_later(pool: asyncpg.Pool, store: UploadStore, chunk: Chunk) -> None:
+    """``forget_superseded`` after the answer was sent, without the upload's lock. It never
+    loses track of an object (R5): a segment's row goes only after S3 confirmed its removal,
+    so if this fails or the process dies first, the rows still name the segments and the
+    completion (``discard``) or the closing of the upload (``abort``, retried by the janitor
+    while ``cleanup_pending``) removes them. A PATCH running meanwhile does not touch them:
+    they lie below the upload's last part, where no PATCH reads."""
+    try:
+        if removed := await store.release(chunk):
+            async with pool.acquire() as conn:
+                await repo.forget_segments(conn, chunk.upload_id, removed)
     except Exception as exc:
         log.warning("superseded segments left for later removal", extra={
             "recording_id": str(chunk.upload_id), "error": repr(exc)})
