@@ -151,9 +151,13 @@ class ObjectStore:
             raise
 
     async def iter_object(
-        self, key: str, version_id: str | None = None, *, chunk: int = READ_CHUNK
+        self, key: str, version_id: str | None = None, *, chunk: int = READ_CHUNK,
+        offset: int = 0, length: int = 0,
     ) -> AsyncIterator[bytes]:
-        response = await self._run(self.client.get_object, self.bucket, key, version_id=version_id)
+        """The object's bytes in pieces of at most ``chunk`` (memory stays bounded whatever the
+        size); from ``offset``, ``length`` bytes (0: to the end) with a Range GET."""
+        response = await self._run(self.client.get_object, self.bucket, key, offset, length,
+                                   version_id=version_id)
         try:
             while True:
                 data: bytes = await self._run(response.read, chunk)

@@ -1,19 +1,31 @@
-"""Review service app. Only operations endpoints so far; its features are separate issues."""
+"""Review service app: its view of ``recordings.v1`` (consumer), the APIs reviewers and
+supervisors work with (media, holds, reviews, judicial confirmations, export), and the relay of
+its outbox (``recordings.v1`` changes and ``audit.v1`` entries)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from bwc.consumer import CONSUMER_MIGRATIONS
+from bwc.events import Topic
 from bwc.logs import configure_logging
 from bwc.outbox import OUTBOX_MIGRATIONS
-from bwc.service import build_app, open_database, open_object_store
+from bwc.service import (
+    background,
+    build_app,
+    open_database,
+    open_object_store,
+    outbox_relay_task,
+)
+from services.review import consumers, export_api, holds_api, media_api
 from services.review.config import ReviewSettings
+from services.review.events import SCHEMA
 
-SCHEMA = "review"
-MIGRATIONS = [OUTBOX_MIGRATIONS]
+MIGRATIONS = [Path(__file__).parent / "migrations", CONSUMER_MIGRATIONS, OUTBOX_MIGRATIONS]
 
 
 def create_app(settings: ReviewSettings | None = None) -> FastAPI:
@@ -25,11 +37,21 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
         app.state.store = open_object_store(settings)
         async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
             app.state.pool = pool
-            yield
+            consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
+            async with background(
+                app,
+                ("recordings-consumer", consumer.run),
+                outbox_relay_task(settings, pool, schema=SCHEMA,
+                                  topics=[Topic.RECORDINGS, Topic.AUDIT], client_id="bwc-review"),
+            ):
+                yield
 
     return build_app(
         title="bwc review",
-        description=("Reviewers view media, hold evidence and export it. "
-                    "Features arrive with their own issues."),
-        settings=settings, lifespan=lifespan, routers=[], uses_object_store=True,
+        description="Reviewers view media, hold evidence (R3) and export it; supervisors "
+                    "release holds (R4) and record judicial confirmations (R8). Every access "
+                    "is audited (R7).",
+        settings=settings, lifespan=lifespan,
+        routers=[media_api.router, holds_api.router, export_api.router],
+        uses_object_store=True,
     )
