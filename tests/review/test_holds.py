@@ -79,12 +79,19 @@ async def test_every_stored_version_is_held_and_the_entries_say_which(
     key = f"recordings/{rid}"
     older = await store.put_bytes(key, b"an earlier version, written by a retried completion")
     derived = await store.put_bytes(f"derived/{rid}/thumbnail.jpg", b"jpeg")
+    # A delete marker holds no bytes and takes no legal hold; a key that merely starts with
+    # the recording's key is another object.
+    await asyncio.to_thread(store.client.remove_object, store.bucket,
+                            f"derived/{rid}/thumbnail.jpg")
+    sidecar = await store.put_bytes(f"{key}.sidecar", b"not this recording's object")
     placed = await place_hold(http, stack, rid)
     assert placed.status_code == 201, placed.text
     versions = await stored_versions(store, rid)
     assert len(versions) == 3 and (key, older) in versions
     assert (f"derived/{rid}/thumbnail.jpg", derived) in versions
     assert await legal_holds(store, rid) == [True, True, True]
+    assert sidecar and not await store.legal_hold_enabled(f"{key}.sidecar", sidecar)
+    await store.delete_version(f"{key}.sidecar", sidecar)
 
     [event] = [e for e in await outbox_entries(db, rid, Topic.RECORDINGS)
                if e["type"] == "recording.hold_placed"]
