@@ -8,17 +8,21 @@ and the recording is subject to its deadline again (R2); the catalogue follows t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
 
 from bwc.devstack.stack import Stack
 from bwc.events import Topic
+from services.review import view
 from tests.fixtures.audit import wait_for_audit
+from tests.fixtures.catalog import deliver
 from tests.fixtures.clients import auth, mint, object_store
+from tests.fixtures.events import hold_placed_event, ingested_event
 from tests.fixtures.gate import s3_gate
 from tests.fixtures.holds import (
     catalog_until,
@@ -28,7 +32,12 @@ from tests.fixtures.holds import (
     release_hold,
     token,
 )
-from tests.fixtures.review import uploaded_recording
+from tests.fixtures.review import (
+    review_consumer,
+    review_database,
+    review_settings,
+    uploaded_recording,
+)
 from tests.fixtures.services import extra_service
 
 
@@ -196,3 +205,43 @@ async def test_unknown_hold_404_and_bad_input_400(
                                 json={"justification": "x"},
                                 headers=auth(mint(stack, "supervisor", "sam")))
     assert not_an_id.status_code == 400
+
+
+async def test_the_locked_recording_counts_holds_committed_while_it_waited(
+    stack: Stack
+) -> None:
+    """Regression (shared ``repository.get_recording``): a release waiting for the recording's
+    lock while a placement commits must count the new hold, or it takes itself for the last
+    one and clears the legal hold under a standing hold (R3, R6). The count used to come from
+    the statement's snapshot, taken before the wait."""
+    async with review_database(stack) as pool:
+        consumer = review_consumer(pool, review_settings(stack,
+                                                         retention_period=timedelta(days=14)))
+        rid = uuid.uuid4()
+        await deliver(consumer, ingested_event(rid), hold_placed_event(rid))
+        async with pool.acquire() as placing, pool.acquire() as releasing:
+            tx = placing.transaction()
+            await tx.start()
+            await view.lookup(placing, rid, for_update=True)
+            waiter_pid = releasing.get_server_pid()
+
+            async def release_side() -> view.Lookup:
+                async with releasing.transaction():
+                    return await view.lookup(releasing, rid, for_update=True)
+
+            waiting = asyncio.create_task(release_side())
+            for _ in range(300):  # until the release is blocked on the row lock
+                if await placing.fetchval(
+                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                        waiter_pid):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the second lookup never waited for the lock")
+            await placing.execute(
+                "INSERT INTO review.holds (id, recording_id, reason, case_reference,"
+                " justification, placed_by, placed_at) VALUES ($1, $2, 'owi', 'AZ 1', 'x',"
+                " 'ralf', now())", uuid.uuid4(), rid)
+            await tx.commit()
+            found = await asyncio.wait_for(waiting, timeout=30)
+    assert found.recording is not None and found.recording.standing_holds == 2
