@@ -257,6 +257,39 @@ class ObjectStore:
         deleted: int = await self._run(_delete)
         return deleted
 
+    # -- versions and legal holds (R3, R6) ---------------------------------------------------
+
+    async def list_versions(
+        self, prefix: str, *, exact: bool = False
+    ) -> list[tuple[str, str | None]]:
+        """``(key, version id)`` of every stored version of exactly ``prefix`` (``exact``) or of
+        every key under it; delete markers are left out (they hold no bytes and take no legal
+        hold). A listing: moto copies the whole bucket to answer it (DESIGN §5), so only rare
+        steps (placing a hold, releasing the last one) call it."""
+        def _list() -> list[tuple[str, str | None]]:
+            return [
+                (obj.object_name, obj.version_id)
+                for obj in self.client.list_objects(
+                    self.bucket, prefix=prefix, recursive=True, include_version=True)
+                if not obj.is_delete_marker and obj.object_name is not None
+                and (not exact or obj.object_name == prefix)
+            ]
+
+        versions: list[tuple[str, str | None]] = await self._run(_list)
+        return versions
+
+    async def set_legal_hold(self, key: str, version_id: str | None, *, enabled: bool) -> None:
+        """Switch the object-lock legal hold of one version on or off (R6): while it is on, S3
+        refuses to delete that version, whoever asks."""
+        call = (self.client.enable_object_legal_hold if enabled
+                else self.client.disable_object_legal_hold)
+        await self._run(call, self.bucket, key, version_id=version_id)
+
+    async def legal_hold_enabled(self, key: str, version_id: str | None = None) -> bool:
+        enabled: bool = await self._run(self.client.is_object_legal_hold_enabled, self.bucket,
+                                        key, version_id=version_id)
+        return enabled
+
 
 class Multipart:
     """The four multipart calls minio-py keeps private, through botocore's public client.

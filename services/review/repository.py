@@ -102,13 +102,21 @@ async def get_recording(
     conn: Connection, recording_id: uuid.UUID, *, for_update: bool = False
 ) -> asyncpg.Record | None:
     """The recording with ``standing_holds``; ``for_update`` locks its row until the
-    transaction ends (hold placement and release on one recording take turns)."""
-    lock = " FOR UPDATE OF r" if for_update else ""
+    transaction ends (hold placement and release on one recording take turns).
+
+    The lock is taken by a statement of its own, and the recording and its holds are read by
+    the next one: a statement reads from the snapshot taken when it began, so a count made by
+    the locking statement itself misses the holds committed while it waited for the lock (a
+    release would take itself for the last one and clear the legal hold under a standing
+    hold, R3/R6). Under READ COMMITTED the next statement sees them."""
+    if for_update and not await conn.fetchval(
+            "SELECT true FROM review.recordings WHERE id = $1 FOR UPDATE", recording_id):
+        return None
     row: asyncpg.Record | None = await conn.fetchrow(
         f"SELECT {RECORDING_COLUMNS},"
         " (SELECT count(*) FROM review.holds h WHERE h.recording_id = r.id"
         "  AND h.released_at IS NULL) AS standing_holds"
-        f" FROM review.recordings r WHERE r.id = $1{lock}", recording_id)
+        " FROM review.recordings r WHERE r.id = $1", recording_id)
     return row
 
 
