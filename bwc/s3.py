@@ -13,7 +13,7 @@ import asyncio
 import base64
 import hashlib
 import io
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -153,7 +153,7 @@ class ObjectStore:
     async def iter_object(
         self, key: str, version_id: str | None = None, *, chunk: int = READ_CHUNK,
         offset: int = 0, length: int = 0,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The object's bytes in pieces of at most ``chunk`` (memory stays bounded whatever the
         size); from ``offset``, ``length`` bytes (0: to the end) with a Range GET."""
         response = await self._run(self.client.get_object, self.bucket, key, offset, length,
