@@ -156,6 +156,17 @@ async def transaction(
         if in_block and not isinstance(exc, _DATABASE_ERRORS):
             raise
         UNAVAILABLE.inc()
+        if isinstance(exc, asyncpg.exceptions.LockNotAvailableError):
+            # Not an outage: another request (a hold placement talking to S3, say) held a
+            # lock this one needs for longer than the lock timeout. Saying "audit log
+            # unavailable" here sent operators looking for a broken database.
+            log.warning("audited request refused: a lock was held too long",
+                        extra={"lock_timeout_s": lock_timeout.total_seconds()})
+            raise Problem(503, "Busy: locked by another request",
+                          "another request held a lock this one needs (a change of the same "
+                          "record, or the audit outbox) for more than "
+                          f"{lock_timeout.total_seconds():g} s; nothing was done; try again",
+                          headers={"Retry-After": "5"}) from exc
         log.error("audited request refused: the audit entry could not be written",
                   extra={"error": repr(exc)[:500]})
         raise Problem(503, "Audit log unavailable",

@@ -144,6 +144,31 @@ async def test_a_locked_outbox_is_503_after_the_lock_timeout_not_a_hang(
     assert refused.value.status == 503
 
 
+async def test_a_row_locked_too_long_is_503_busy_not_audit_log_unavailable(
+    scratch: tuple[asyncpg.Pool, str],
+) -> None:
+    """Regression: a hold placement waiting behind another one (which holds the recording's
+    row while it talks to S3) was told "Audit log unavailable", as if the database were
+    broken. It is busy: 503 that says so, with Retry-After, and nothing kept."""
+    pool, schema = scratch
+    await pool.execute(f'INSERT INTO "{schema}".things VALUES ($1)', "held")
+    async with pool.acquire() as locker, locker.transaction():
+        await locker.execute(f'SELECT * FROM "{schema}".things FOR UPDATE')
+
+        async def audited() -> None:
+            async with audit.transaction(pool, lock_timeout=timedelta(seconds=0.3)) as conn:
+                await audit.record(conn, schema=schema, service=AuditService.REVIEW,
+                                   actor=ALICE, action=AuditAction.HOLD_PLACED)
+                await conn.execute(f'SELECT * FROM "{schema}".things FOR UPDATE')
+
+        with pytest.raises(Problem) as refused:
+            await asyncio.wait_for(audited(), timeout=20)
+    assert refused.value.status == 503
+    assert refused.value.title == "Busy: locked by another request"
+    assert "0.3 s" in refused.value.detail and "Retry-After" in refused.value.headers
+    assert await pool.fetchval(f'SELECT count(*) FROM "{schema}".outbox') == 0
+
+
 async def test_a_failure_of_the_callers_own_that_is_no_database_error_passes_through(
     scratch: tuple[asyncpg.Pool, str],
 ) -> None:
