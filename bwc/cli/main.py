@@ -7,6 +7,7 @@
     bwc schemas --out docs/events
     bwc migrate --service ingest --service catalog ...
     bwc audit export FILE --token $AUDITOR_TOKEN; bwc audit verify FILE --head SEQ:HASH
+    bwc export verify recording-ID.zip
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bwc import dev_issuer
 from bwc.auth import Role
-from bwc.cli import audit, dock, migrate
+from bwc.cli import audit, dock, export, migrate
 from bwc.events import EVENT_DATA_MODELS, CloudEvent
 
 
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate.add_parser(sub)
     audit.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 
