@@ -19,6 +19,9 @@ from jwt.algorithms import RSAAlgorithm
 DEFAULT_DIR = Path("var/dev-issuer")
 KEY_FILE = "key.pem"
 JWKS_FILE = "jwks.json"
+#: Review's own token for the catalogue's audit API (``BWC_REVIEW_CATALOG_TOKEN_FILE``).
+REVIEW_CATALOG_TOKEN_FILE = "svc-review.token"  # noqa: S105 - a file name, not a secret
+REVIEW_CATALOG_SUB = "svc-review"
 
 
 def ensure_keys(directory: Path = DEFAULT_DIR) -> Path:
@@ -66,3 +69,17 @@ def mint(
         "roles": roles,
     }
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+
+
+def write_token_file(
+    path: Path, *, role: str, sub: str, directory: Path = DEFAULT_DIR, ttl_seconds: int,
+) -> Path:
+    """Mint a token into ``path`` (owner-only), for a service that reads its bearer token
+    from a file as it would from a mounted Secret. Replaced whole, so a reader that watches
+    the file never sees half a token."""
+    token = mint(role=role, sub=sub, directory=directory, ttl_seconds=ttl_seconds)
+    partial = path.with_name(path.name + ".new")
+    partial.write_text(token + "\n")
+    partial.chmod(0o600)
+    partial.replace(path)
+    return path

@@ -18,6 +18,8 @@ from bwc.s3 import ObjectStore, make_client
 
 #: How long a service may take to drain and finish open requests before it is killed.
 SERVICE_STOP_TIMEOUT = 30.0
+#: Lifetime of review's catalogue token on the embedded stack (minted again at every start).
+REVIEW_TOKEN_TTL = 30 * 24 * 3600
 
 
 @dataclass
@@ -70,6 +72,12 @@ class Stack:
         database = self._prepare_database(s3.persistent)
         database_url = infra.ensure_database(self.server_url, cfg.database)
         jwks = dev_issuer.ensure_keys(cfg.var_dir / "dev-issuer")
+        # Review reads each export's audit trail from the catalogue as an auditor (R7, R8);
+        # in production the IdP issues that token and a Secret volume holds it.
+        review_token = dev_issuer.write_token_file(
+            (cfg.var_dir / "dev-issuer" / dev_issuer.REVIEW_CATALOG_TOKEN_FILE).resolve(),
+            role="auditor", sub=dev_issuer.REVIEW_CATALOG_SUB,
+            directory=cfg.var_dir / "dev-issuer", ttl_seconds=REVIEW_TOKEN_TTL)
         self.env = {
             "BWC_DATABASE_URL": database_url,
             "BWC_KAFKA_BOOTSTRAP": bootstrap,
@@ -80,6 +88,9 @@ class Stack:
             # One broker: production's 3 replicas / min.insync.replicas 2 cannot exist here.
             "BWC_KAFKA_REPLICATION_FACTOR": "1",
             "BWC_KAFKA_MIN_INSYNC_REPLICAS": "1",
+            # Read by review only; the catalogue's port is this stack's (free ports in tests).
+            "BWC_REVIEW_CATALOG_URL": self.url("catalog"),
+            "BWC_REVIEW_CATALOG_TOKEN_FILE": str(review_token),
             **cfg.extra_env,
         }
         self._create_bucket(s3, self.env.get("BWC_S3_BUCKET", "recordings"), object_lock=True)

@@ -22,6 +22,7 @@ from bwc.service import (
     outbox_relay_task,
 )
 from services.review import consumers, export_api, holds_api, media_api
+from services.review.catalog_client import CatalogClient
 from services.review.config import ReviewSettings
 from services.review.events import SCHEMA
 
@@ -35,16 +36,22 @@ def create_app(settings: ReviewSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = open_object_store(settings)
-        async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
-            app.state.pool = pool
-            consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
-            async with background(
-                app,
-                ("recordings-consumer", consumer.run),
-                outbox_relay_task(settings, pool, schema=SCHEMA,
-                                  topics=[Topic.RECORDINGS, Topic.AUDIT], client_id="bwc-review"),
-            ):
-                yield
+        app.state.catalog = CatalogClient(settings.review_catalog_url,
+                                          settings.review_catalog_token_file)
+        try:
+            async with open_database(settings, schema=SCHEMA, migrations=MIGRATIONS) as pool:
+                app.state.pool = pool
+                consumer = consumers.recordings_consumer(pool, settings, schema=SCHEMA)
+                async with background(
+                    app,
+                    ("recordings-consumer", consumer.run),
+                    outbox_relay_task(settings, pool, schema=SCHEMA,
+                                      topics=[Topic.RECORDINGS, Topic.AUDIT],
+                                      client_id="bwc-review"),
+                ):
+                    yield
+        finally:
+            await app.state.catalog.aclose()
 
     return build_app(
         title="bwc review",

@@ -20,6 +20,7 @@ from pydantic import AfterValidator
 from bwc.auth import Principal, Role, require_roles
 from bwc.s3 import ObjectStore
 from bwc.text import LongText
+from services.review.catalog_client import CatalogClient
 from services.review.config import ReviewSettings
 
 
@@ -38,14 +39,20 @@ def get_settings(request: Request) -> ReviewSettings:
     return settings
 
 
+def get_catalog(request: Request) -> CatalogClient:
+    catalog: CatalogClient = request.app.state.catalog
+    return catalog
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[ReviewSettings, Depends(get_settings)]
+#: The catalogue's auditor API, for the audit trail of an evidence package.
+CatalogDep = Annotated[CatalogClient, Depends(get_catalog)]
 
 ViewerDep = Annotated[Principal, Depends(require_roles(Role.REVIEWER, Role.SUPERVISOR))]
 ReviewerDep = Annotated[Principal, Depends(require_roles(Role.REVIEWER))]
 SupervisorDep = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
-
 
 
 def _not_blank(value: str) -> str:

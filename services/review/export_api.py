@@ -1,7 +1,222 @@
-"""Evidence export and judicial confirmations (R8). Built by its own change."""
+"""Judicial confirmations and the evidence export (R7, R8).
+
+- ``POST /api/v1/recordings/{id}/judicial-confirmation`` (supervisor): a court confirmed the
+  recording of a measure inside a home. Only for recordings made in a home (409 otherwise),
+  once per recording (409 for a second); stored with the ``judicial_confirmation`` audit entry
+  in one transaction, under the recording's row lock. No ``recordings.v1`` event: DESIGN §3
+  names none, and nothing outside review acts on it.
+- ``GET /api/v1/recordings/{id}/export?purpose=`` (reviewer, supervisor): the evidence package
+  (``evidence_package``). In this order, so that every export is audited and nothing
+  unaudited or unconfirmed leaves: the recording is available (404, 410); one made in a home
+  has its judicial confirmation (409, R8); the audit trail is read from the catalogue and the
+  stored object is opened (either failing is 503 with ``Retry-After``: nothing was exported,
+  so nothing is recorded); then the ``export`` entry commits (R7) — and only then does the first
+  byte go out.
+
+Refused requests are not recorded, as in the holds API: the Problem is raised inside the
+audited transaction, which rolls back.
+"""
 
 from __future__ import annotations
 
-from bwc.routing import api_router
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi.responses import Response, StreamingResponse
+from pydantic import AfterValidator, BaseModel, Field
+
+from bwc import audit
+from bwc.audit import Actor
+from bwc.auth import Role
+from bwc.events import AuditAction, AuditService
+from bwc.instants import UtcDatetime
+from bwc.problems import Problem
+from bwc.routing import api_router, problem_responses
+from bwc.s3 import ObjectStore
+from services.review import confirmation_repository as confirmations
+from services.review import evidence_package as package
+from services.review import legal_hold, view
+from services.review.catalog_client import CatalogClient, CatalogUnavailable
+from services.review.deps import (
+    CatalogDep,
+    PoolDep,
+    Purpose,
+    SettingsDep,
+    StoreDep,
+    SupervisorDep,
+    ViewerDep,
+)
+from services.review.holds_api import NonBlankShortText
+from services.review.view import Recording
 
 router = api_router(prefix="/api/v1", tags=["review"])
+
+CONFIRMATION_PATH = "/api/v1/recordings/{recording_id}/judicial-confirmation"
+RETRY_AFTER = "5"
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC):
+        raise ValueError("lies in the future: a decision is recorded after the court made it")
+    return value
+
+
+class JudicialConfirmationIn(BaseModel):
+    reference: NonBlankShortText = Field(description="the court's file number "
+                                                     "(Aktenzeichen) of the decision")
+    court: NonBlankShortText = Field(description="the court that confirmed the measure, "
+                                                 "e.g. Amtsgericht Köln")
+    decided_at: Annotated[UtcDatetime, AfterValidator(_not_in_future)] = Field(
+        description="when the court decided: RFC 3339 with a time zone, not in the future")
+
+
+class JudicialConfirmation(BaseModel):
+    recording_id: uuid.UUID
+    reference: str
+    court: str
+    decided_at: datetime
+    recorded_by: str
+    recorded_at: datetime
+
+
+@router.post("/recordings/{recording_id}/judicial-confirmation", status_code=201,
+             summary="Record the judicial confirmation of a recording made in a home, which "
+                     "its export needs (role: supervisor)",
+             responses=problem_responses(404, 409, 410))
+async def confirm(
+    recording_id: uuid.UUID, body: JudicialConfirmationIn, supervisor: SupervisorDep,
+    pool: PoolDep, settings: SettingsDep,
+) -> JudicialConfirmation:
+    """R8: stored once, by a supervisor, for a recording made in a home. Its reference and
+    court are the court's, not data of the person filmed, so the audit entry carries them."""
+    await view.wait_for_arrival(pool, recording_id, wait=settings.review_arrival_wait)
+    # A hold placement holds the row while it talks to S3: wait as long as placements do.
+    async with audit.transaction(pool, lock_timeout=legal_hold.HOLD_LOCK_TIMEOUT) as conn:
+        recording = (await view.lookup(conn, recording_id, for_update=True)).present()
+        if not recording.in_home:
+            raise Problem(409, "Not recorded in a home",
+                          f"recording {recording_id} was not made in a home (in_home=false): "
+                          "a judicial confirmation is needed, and recorded, only for "
+                          "recordings made in a home (R8)", rule="R8")
+        existing = await confirmations.get_confirmation(conn, recording_id)
+        if existing is not None:
+            raise Problem(409, "Judicial confirmation already recorded",
+                          f"recording {recording_id} was confirmed by {existing['court']} "
+                          f"({existing['reference']}), recorded by {existing['recorded_by']} "
+                          f"at {existing['recorded_at'].isoformat()}; a confirmation is "
+                          "recorded once", rule="R8")
+        row = await confirmations.insert_confirmation(
+            conn, recording_id=recording_id, reference=body.reference, court=body.court,
+            decided_at=body.decided_at, recorded_by=supervisor.sub,
+            recorded_at=datetime.now(UTC))
+        await audit.record(
+            conn, service=AuditService.REVIEW, actor=Actor.of(supervisor, Role.SUPERVISOR),
+            action=AuditAction.JUDICIAL_CONFIRMATION, recording_id=recording_id,
+            purpose=f"judicial confirmation of a recording made in a home (R8): {body.court}, "
+                    f"{body.reference}",
+            details={"reference": body.reference, "court": body.court,
+                     "decided_at": body.decided_at.isoformat()})
+    return JudicialConfirmation(**dict(row))
+
+
+_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the evidence package, streamed: `metadata.json`, "
+                         "`audit-trail.jsonl`, `media/<id><ext>`, `SHA256SUMS`",
+          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+    **problem_responses(404, 409, 410, 503),
+}
+
+
+def _unavailable(title: str, reason: str) -> Problem:
+    return Problem(503, title, f"{reason}; nothing was exported and no export was recorded; "
+                               "try again after the time in Retry-After",
+                   headers={"Retry-After": RETRY_AFTER})
+
+
+async def _audit_trail(catalog: CatalogClient, recording_id: uuid.UUID) -> package.AuditTrail:
+    try:
+        return await catalog.audit_trail(recording_id)
+    except CatalogUnavailable as exc:
+        raise _unavailable("Catalogue unavailable",
+                           f"the recording's audit trail could not be read: {exc}") from exc
+
+
+async def _opened(store: ObjectStore, recording: Recording) -> AsyncGenerator[bytes, None]:
+    """The stored version's bytes with S3 already answering: the GET and its first piece
+    happen here, so a failure is a 503 before anything is recorded or sent."""
+    chunks = store.iter_object(recording.object_key, recording.object_version_id)
+    try:
+        with legal_hold.storage_unavailable("reading the recording",
+                                            "nothing was exported and no export was recorded"):
+            first = await anext(chunks, b"")
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        try:
+            if first:
+                yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    return body()
+
+
+@router.get("/recordings/{recording_id}/export",
+            summary="Evidence package (zip: media, metadata.json, audit trail, SHA256SUMS), "
+                    "audited with its purpose (roles: reviewer, supervisor)",
+            response_class=StreamingResponse, responses=_EXPORT_RESPONSES)
+async def export(
+    recording_id: uuid.UUID, purpose: Purpose, viewer: ViewerDep, pool: PoolDep,
+    store: StoreDep, settings: SettingsDep, catalog: CatalogDep,
+) -> Response:
+    await view.wait_for_arrival(pool, recording_id, wait=settings.review_arrival_wait)
+    trail: package.AuditTrail | None = None
+    media: AsyncGenerator[bytes, None] | None = None
+    try:
+        async with audit.transaction(pool) as conn:
+            now = datetime.now(UTC)
+            recording = (await view.lookup(conn, recording_id)).available(now)
+            confirmation = await confirmations.get_confirmation(conn, recording_id)
+            if recording.in_home and confirmation is None:
+                raise Problem(
+                    409, "Judicial confirmation missing",
+                    f"recording {recording_id} was made in a home: it may be exported only "
+                    "after a judicial confirmation is recorded (R8); a supervisor records it "
+                    f"with POST {CONFIRMATION_PATH.format(recording_id=recording_id)}",
+                    rule="R8")
+            holds = await confirmations.holds_of(conn, recording_id)
+            trail = await _audit_trail(catalog, recording_id)
+            media = await _opened(store, recording)
+            actor = Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER)
+            entry = await audit.record(
+                conn, service=AuditService.REVIEW, actor=actor, action=AuditAction.EXPORT,
+                recording_id=recording_id, purpose=purpose,
+                details={"object_version_id": recording.object_version_id,
+                         "sha256": recording.sha256, "size_bytes": recording.size_bytes,
+                         "format": "zip", "audit_trail_entries": trail.entries})
+            metadata_json = package.metadata(
+                recording, holds=[dict(h) for h in holds],
+                confirmation=dict(confirmation) if confirmation is not None else None,
+                export=package.Export(exported_at=now, exported_by=viewer.sub,
+                                      role=actor.role, purpose=purpose,
+                                      request_id=entry.data.get("request_id")),
+                trail=trail)
+    except BaseException:
+        if media is not None:
+            await media.aclose()
+        if trail is not None:
+            trail.close()
+        raise
+    # The entry is committed: from here on the package may go out.
+    return StreamingResponse(
+        package.stream(recording, metadata_json=metadata_json, trail=trail, media=media,
+                       stamp=now),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="recording-{recording_id}.zip"',
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
