@@ -72,6 +72,41 @@ def test_forwarded_headers_are_trusted_only_from_the_ingress(
                         "app.kubernetes.io/name": "prometheus"}
 
 
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_review_alone_reaches_the_catalogue_with_a_rotatable_token(
+    render: Renderer, env: str,
+) -> None:
+    """An evidence export reads the audit trail from the catalogue (R7, R8): review's pods,
+    and no other, reach the catalogue's port; the URL names its Service; the token is a file
+    from a Secret volume mounted without subPath (the kubelet updates it in place, review
+    re-reads it: a rotation needs no restart)."""
+    rendered = render(f"overlays/{env}")
+    policies = _policies(render, env)
+    review, catalog = ({"matchLabels": {"app.kubernetes.io/name": name}}
+                       for name in ("review", "catalog"))
+    port = [{"protocol": "TCP", "port": 8002}]
+    egress = policies["allow-egress-review-to-catalog"]
+    assert (egress["podSelector"], egress["egress"]) == (review, [
+        {"to": [{"podSelector": catalog}], "ports": port}])
+    ingress = policies["allow-ingress-catalog-from-review"]
+    assert (ingress["podSelector"], ingress["ingress"]) == (catalog, [
+        {"from": [{"podSelector": review}], "ports": port}])
+    service = rendered.one("Service", "catalog")
+    assert [p["port"] for p in service["spec"]["ports"]] == [8002]
+
+    deployment = rendered.one("Deployment", "review")
+    [container] = containers(deployment)
+    env_values = {e["name"]: e.get("value") for e in container["env"]}
+    assert env_values["BWC_REVIEW_CATALOG_URL"] == "http://catalog:8002"
+    token_file = env_values["BWC_REVIEW_CATALOG_TOKEN_FILE"]
+    [mount] = [m for m in container["volumeMounts"]
+               if token_file.startswith(m["mountPath"] + "/")]
+    assert "subPath" not in mount and mount["readOnly"]
+    [volume] = [v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "bwc-review-catalog-token"
+
+
 def test_production_images_are_pinned_by_digest(render: Renderer) -> None:
     for workload in workloads(render("overlays/production")):
         for container in containers(workload):
