@@ -32,6 +32,7 @@ from bwc.devstack.processes import free_port
 from bwc.devstack.stack import Stack
 from bwc.events import Topic
 from tests.fixtures.clients import MIB, Device, auth, mint, new_upload, patch_headers
+from tests.fixtures.gate import s3_gate
 from tests.fixtures.holds import outbox_entries, place_hold
 from tests.fixtures.review import uploaded_recording, wait_in_review
 from tests.fixtures.services import extra_service
@@ -296,6 +297,27 @@ async def test_catalogue_unreachable_is_503_and_no_export_is_recorded(
     assert await _export_entries(db, rid) == []
     served = await _export(http, stack, rid)
     assert served.status_code == 200, served.text
+    assert len(await _export_entries(db, rid)) == 1
+
+
+async def test_object_storage_unreachable_is_503_and_no_export_is_recorded(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """The stored object is opened before the export entry is written and the answer starts:
+    S3 away is a 503 with Retry-After, not a 200 with a broken body, and not an export."""
+    rid = await uploaded_recording(http, stack, db, b"z" * 5000)
+    with s3_gate(stack.env["BWC_S3_ENDPOINT"]) as gate:
+        async with extra_service(stack, "review", env={"BWC_S3_ENDPOINT": gate.url}) as review:
+            gate.open = False
+            gate.close_all()
+            refused = await _export(http, stack, rid, base_url=review.url)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"]
+            assert refused.json()["title"] == "Object storage unavailable"
+            assert await _export_entries(db, rid) == []
+            gate.open = True
+            served = await _export(http, stack, rid, base_url=review.url)
+            assert served.status_code == 200, served.text
     assert len(await _export_entries(db, rid)) == 1
 
 
