@@ -58,6 +58,9 @@ INTEGRITY_FAILURES = Counter(
     "or size (R6)")
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+#: Python's own table of types, without the host's ``/etc/mime.types``: the same recording gets
+#: the same member name on every machine.
+_TYPES = mimetypes.MimeTypes()
 
 
 class IntegrityError(Exception):
@@ -69,7 +72,7 @@ def media_path(recording: Recording) -> str:
     from the device's file name if it is a plain one, else ``.bin``."""
     extension = None
     if recording.content_type != "application/octet-stream":
-        extension = mimetypes.guess_extension(recording.content_type, strict=False)
+        extension = _TYPES.guess_extension(recording.content_type, strict=False)
     if extension is None and recording.filename:
         suffix = "." + recording.filename.rsplit(".", 1)[-1] if "." in recording.filename else ""
         extension = suffix.lower() if _EXTENSION.fullmatch(suffix) else None
