@@ -13,8 +13,9 @@
   so nothing is recorded); then the ``export`` entry commits (R7) — and only then does the first
   byte go out.
 
-Refused requests are not recorded, as in the holds API: the Problem is raised inside the
-audited transaction, which rolls back.
+Like every access to a recording (catalogue metadata, media), a refused attempt (404, 409,
+410) is recorded too, with its ``result``; a dependency failing (503) records nothing:
+nothing was exported, and the request did not get as far as a decision.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field
 
 from bwc import audit
 from bwc.audit import Actor
 from bwc.auth import Role
+from bwc.db import Connection
 from bwc.events import AuditAction, AuditService
 from bwc.instants import UtcDatetime
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
-from bwc.s3 import ObjectStore
 from services.review import confirmation_repository as confirmations
 from services.review import evidence_package as package
 from services.review import legal_hold, view
@@ -49,6 +51,7 @@ from services.review.deps import (
     ViewerDep,
 )
 from services.review.holds_api import NonBlankShortText
+from services.review.stored_object import open_stored
 from services.review.view import Recording
 
 router = api_router(prefix="/api/v1", tags=["review"])
@@ -143,28 +146,27 @@ async def _audit_trail(catalog: CatalogClient, recording_id: uuid.UUID) -> packa
                            f"the recording's audit trail could not be read: {exc}") from exc
 
 
-async def _opened(store: ObjectStore, recording: Recording) -> AsyncGenerator[bytes, None]:
-    """The stored version's bytes with S3 already answering: the GET and its first piece
-    happen here, so a failure is a 503 before anything is recorded or sent."""
-    chunks = store.iter_object(recording.object_key, recording.object_version_id)
-    try:
-        with legal_hold.storage_unavailable("reading the recording",
-                                            "nothing was exported and no export was recorded"):
-            first = await anext(chunks, b"")
-    except BaseException:
-        await chunks.aclose()
-        raise
+async def _exportable(
+    conn: Connection, found: view.Lookup, now: datetime
+) -> tuple[Recording, asyncpg.Record | None]:
+    """The recording and its judicial confirmation, or the Problem that refuses the export:
+    404, 410 (deleted, or past its deadline without a hold), 409 (R8)."""
+    recording = found.available(now)
+    confirmation = await confirmations.get_confirmation(conn, recording.id)
+    if recording.in_home and confirmation is None:
+        raise Problem(
+            409, "Judicial confirmation missing",
+            f"recording {recording.id} was made in a home: it may be exported only after a "
+            "judicial confirmation is recorded (R8); a supervisor records it with POST "
+            f"{CONFIRMATION_PATH.format(recording_id=recording.id)}", rule="R8")
+    return recording, confirmation
 
-    async def body() -> AsyncGenerator[bytes, None]:
-        try:
-            if first:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
 
-    return body()
+def _refusal(found: view.Lookup, problem: Problem) -> str:
+    """The ``result`` of a refused export's audit entry."""
+    if found.result != "ok":
+        return found.result  # unknown, deleted
+    return "confirmation_missing" if problem.status == 409 else "expired"
 
 
 @router.get("/recordings/{recording_id}/export",
@@ -178,41 +180,49 @@ async def export(
     await view.wait_for_arrival(pool, recording_id, wait=settings.review_arrival_wait)
     trail: package.AuditTrail | None = None
     media: AsyncGenerator[bytes, None] | None = None
+    refused: Problem | None = None
+    actor = Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER)
     try:
         async with audit.transaction(pool) as conn:
             now = datetime.now(UTC)
-            recording = (await view.lookup(conn, recording_id)).available(now)
-            confirmation = await confirmations.get_confirmation(conn, recording_id)
-            if recording.in_home and confirmation is None:
-                raise Problem(
-                    409, "Judicial confirmation missing",
-                    f"recording {recording_id} was made in a home: it may be exported only "
-                    "after a judicial confirmation is recorded (R8); a supervisor records it "
-                    f"with POST {CONFIRMATION_PATH.format(recording_id=recording_id)}",
-                    rule="R8")
-            holds = await confirmations.holds_of(conn, recording_id)
-            trail = await _audit_trail(catalog, recording_id)
-            media = await _opened(store, recording)
-            actor = Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER)
-            entry = await audit.record(
-                conn, service=AuditService.REVIEW, actor=actor, action=AuditAction.EXPORT,
-                recording_id=recording_id, purpose=purpose,
-                details={"object_version_id": recording.object_version_id,
-                         "sha256": recording.sha256, "size_bytes": recording.size_bytes,
-                         "format": "zip", "audit_trail_entries": trail.entries})
-            metadata_json = package.metadata(
-                recording, holds=[dict(h) for h in holds],
-                confirmation=dict(confirmation) if confirmation is not None else None,
-                export=package.Export(exported_at=now, exported_by=viewer.sub,
-                                      role=actor.role, purpose=purpose,
-                                      request_id=entry.data.get("request_id")),
-                trail=trail)
+            found = await view.lookup(conn, recording_id)
+            try:
+                recording, confirmation = await _exportable(conn, found, now)
+            except Problem as problem:
+                # An attempt is recorded like a media access: probing is what an auditor
+                # looks for. Its result, not a package, is what the entry holds.
+                refused = problem
+                await audit.record(
+                    conn, service=AuditService.REVIEW, actor=actor,
+                    action=AuditAction.EXPORT, recording_id=recording_id, purpose=purpose,
+                    details={"result": _refusal(found, problem)})
+            else:
+                holds = await confirmations.holds_of(conn, recording_id)
+                trail = await _audit_trail(catalog, recording_id)
+                media = await open_stored(
+                    store, recording,
+                    outcome="nothing was exported and no export was recorded")
+                entry = await audit.record(
+                    conn, service=AuditService.REVIEW, actor=actor, action=AuditAction.EXPORT,
+                    recording_id=recording_id, purpose=purpose,
+                    details={"result": "ok", "object_version_id": recording.object_version_id,
+                             "sha256": recording.sha256, "size_bytes": recording.size_bytes,
+                             "format": "zip", "audit_trail_entries": trail.entries})
+                metadata_json = package.metadata(
+                    recording, holds=[dict(h) for h in holds],
+                    confirmation=dict(confirmation) if confirmation is not None else None,
+                    export=package.Export(exported_at=now, exported_by=viewer.sub,
+                                          role=actor.role, purpose=purpose,
+                                          request_id=entry.data.get("request_id")),
+                    trail=trail)
     except BaseException:
         if media is not None:
             await media.aclose()
         if trail is not None:
             trail.close()
         raise
+    if refused is not None or trail is None or media is None:
+        raise refused or AssertionError("an export or a refusal")
     # The entry is committed: from here on the package may go out.
     return StreamingResponse(
         package.stream(recording, metadata_json=metadata_json, trail=trail, media=media,

@@ -3,11 +3,13 @@ every request audited with its purpose (R7).
 
 ``GET /api/v1/recordings/{id}/media?purpose=`` (reviewer, supervisor):
 
-1. one ``view_media`` audit entry per request — actor, role, purpose, the byte range sent and
+1. the stored object is opened (the exact version ``recording.ingested`` named) before the
+   answer starts, so S3 trouble is a 503 with ``Retry-After``, not a broken body — and
+   records nothing, as nothing was shown;
+2. one ``view_media`` audit entry per request — actor, role, purpose, the byte range sent and
    the result (``ok``, ``unknown``, ``deleted``, ``expired``, ``range_not_satisfiable``) —
-   committed before a byte is sent; attempts are recorded too, then answered 404 / 410 / 416;
-2. the stored object is opened (the exact version ``recording.ingested`` named) before the
-   answer starts, so S3 trouble is a 503 with ``Retry-After``, not a broken body;
+   committed before a byte is sent; refused attempts are recorded too, then answered 404 /
+   410 / 416 (the rule of every access to a recording, as in the catalogue and the export);
 3. the bytes stream through in pieces of 1 MiB: memory stays flat whatever the size.
 
 The ETag is the recording's SHA-256 (strong: it names exactly these bytes), which ``If-Range``
@@ -17,7 +19,7 @@ is compared with. Range rules: ``ranges``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,9 +32,9 @@ from bwc.auth import Role
 from bwc.events import AuditAction, AuditService
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
-from bwc.s3 import ObjectStore
-from services.review import legal_hold, ranges, view
+from services.review import ranges, view
 from services.review.deps import PoolDep, Purpose, SettingsDep, StoreDep, ViewerDep
+from services.review.stored_object import open_stored
 from services.review.view import Recording
 
 router = api_router(prefix="/api/v1", tags=["review"])
@@ -65,32 +67,6 @@ def _select(
                       headers={"Content-Range": exc.content_range}) from exc
 
 
-async def _opened(
-    store: ObjectStore, recording: Recording, byte_range: ranges.ByteRange | None
-) -> AsyncIterator[bytes]:
-    """The bytes to send, with S3 already answering: the GET and its first piece happen here,
-    so a failure becomes a 503 before the status line is sent."""
-    offset, length = (byte_range.start, byte_range.length) if byte_range else (0, 0)
-    chunks = store.iter_object(recording.object_key, recording.object_version_id,
-                               offset=offset, length=length)
-    with legal_hold.storage_unavailable("reading the recording", "nothing was sent"):
-        try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            first = b""
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            if first:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
-
-    return body()
-
-
 @router.get("/recordings/{recording_id}/media",
             summary="A recording's media with HTTP Range, audited with its purpose "
                     "(roles: reviewer, supervisor)",
@@ -109,28 +85,39 @@ async def get_media(
     refused: Problem | None = None
     recording: Recording | None = None
     byte_range: ranges.ByteRange | None = None
-    async with audit.transaction(pool) as conn:
-        found = await view.lookup(conn, recording_id)
-        result = found.result  # ok, unknown, deleted
-        try:
-            recording, byte_range = _select(found, datetime.now(UTC), range_header, if_range)
-        except Problem as problem:
-            refused = problem
-            if result == "ok":
-                result = "range_not_satisfiable" if problem.status == 416 else "expired"
-        size = found.recording.size_bytes if found.recording else None
-        await audit.record(
-            conn, service=AuditService.REVIEW,
-            actor=Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER),
-            action=AuditAction.VIEW_MEDIA, recording_id=recording_id, purpose=purpose,
-            details={"range": byte_range.content_range if byte_range else None,
-                     "size_bytes": size, "result": result})
-    if refused is not None or recording is None:
+    body: AsyncGenerator[bytes, None] | None = None
+    try:
+        async with audit.transaction(pool) as conn:
+            found = await view.lookup(conn, recording_id)
+            result = found.result  # ok, unknown, deleted
+            try:
+                recording, byte_range = _select(found, datetime.now(UTC), range_header,
+                                                if_range)
+            except Problem as problem:
+                refused = problem
+                if result == "ok":
+                    result = "range_not_satisfiable" if problem.status == 416 else "expired"
+            if recording is not None and refused is None:
+                # Before the entry: S3 away is a 503 that records nothing (nothing shown).
+                offset, length = (byte_range.start, byte_range.length) if byte_range else (0, 0)
+                body = await open_stored(store, recording, outcome="nothing was sent",
+                                         offset=offset, length=length)
+            await audit.record(
+                conn, service=AuditService.REVIEW,
+                actor=Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER),
+                action=AuditAction.VIEW_MEDIA, recording_id=recording_id, purpose=purpose,
+                details={"range": byte_range.content_range if byte_range else None,
+                         "size_bytes": found.recording.size_bytes if found.recording else None,
+                         "result": result})
+    except BaseException:
+        if body is not None:  # the entry did not commit: not a byte goes out
+            await body.aclose()
+        raise
+    if refused is not None or recording is None or body is None:
         raise refused or AssertionError("a recording or a refusal")
 
     headers = {"Accept-Ranges": "bytes", "ETag": ranges.strong_etag(recording.sha256),
                "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-    body = await _opened(store, recording, byte_range)
     if byte_range is None:
         headers["Content-Length"] = str(recording.size_bytes)
         return StreamingResponse(body, media_type=recording.content_type, headers=headers)

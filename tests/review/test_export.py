@@ -107,7 +107,10 @@ async def test_export_of_a_home_recording_waits_for_its_judicial_confirmation(
     problem = blocked.json()
     assert problem["rule"] == "R8" and "judicial confirmation" in problem["detail"]
     assert f"/api/v1/recordings/{rid}/judicial-confirmation" in problem["detail"]
-    assert await _export_entries(db, rid) == []  # refused: nothing exported, nothing recorded
+    # The refused attempt is recorded with its result, like every access to a recording (R7).
+    [attempt] = await _export_entries(db, rid)
+    assert (attempt["actor"], attempt["purpose"], attempt["details"]) == (
+        "sven", PURPOSE, {"result": "confirmation_missing"})
 
     assert (await _confirm(http, stack, rid, role="reviewer", sub="rita")).status_code == 403
     for decided_at, message in ((_decided(timedelta(days=1)), "future"),
@@ -220,7 +223,7 @@ async def test_the_package_passes_sha256sum_and_bwc_export_verify(
     [entry] = await _export_entries(db, rid)
     assert (entry["actor"], entry["role"], entry["purpose"]) == ("rita", "reviewer", PURPOSE)
     assert entry["details"] == {
-        "object_version_id": metadata["storage"]["object_version_id"],
+        "result": "ok", "object_version_id": metadata["storage"]["object_version_id"],
         "sha256": hashlib.sha256(DATA).hexdigest(), "size_bytes": len(DATA), "format": "zip",
         "audit_trail_entries": len(lines)}
 
@@ -248,12 +251,15 @@ async def test_refusals_are_404_410_and_need_a_purpose(
                              params={"purpose": "  "},
                              headers=auth(mint(stack, "reviewer", "rita")))
     assert missing.status_code == 400 and "purpose" in missing.json()["detail"], missing.text
-    assert (await _export(http, stack, uuid.uuid4())).status_code == 404
+    stranger = uuid.uuid4()
+    assert (await _export(http, stack, stranger)).status_code == 404
     await db.execute("UPDATE review.recordings SET delete_after = now() - interval '1 minute'"
                      " WHERE id = $1", rid)
     due = await _export(http, stack, rid)
     assert due.status_code == 410 and "R2" in due.json()["detail"], due.text
-    assert await _export_entries(db, rid) == []
+    assert [e["details"] for e in await _export_entries(db, rid)] == [{"result": "expired"}]
+    [unknown] = [e["data"] for e in await outbox_entries(db, stranger, Topic.AUDIT)]
+    assert (unknown["action"], unknown["details"]) == ("export", {"result": "unknown"})
 
 
 async def test_bytes_that_are_not_the_recorded_ones_break_the_download(

@@ -201,20 +201,24 @@ async def test_unknown_404_deleted_410_past_deadline_410_unless_held(
 
 
 async def test_s3_unreachable_is_503_before_any_byte(
-    stack: Stack, http: httpx.AsyncClient, recording: uuid.UUID
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection, recording: uuid.UUID
 ) -> None:
     """The object is opened before the status line: S3 away is a 503 with Retry-After, not a
     200 with a broken body."""
+    seen = len(await _view_entries(db, recording, 0))
     with s3_gate(stack.env["BWC_S3_ENDPOINT"]) as gate:
         async with extra_service(stack, "review", env={"BWC_S3_ENDPOINT": gate.url}) as review:
             gate.open = False
             gate.close_all()
             refused = await _get(http, stack, recording, base_url=review.url,
-                                 Range="bytes=0-9")
+                                 Range="bytes=0-9", sub="refused-by-s3")
             assert refused.status_code == 503, refused.text
             assert refused.headers["Retry-After"]
             assert refused.json()["title"] == "Object storage unavailable"
+            # Nothing was shown, so nothing is recorded as shown (nor as refused).
+            assert len(await _view_entries(db, recording, 0)) == seen
             gate.open = True
             served = await _get(http, stack, recording, base_url=review.url,
                                 Range="bytes=0-9")
             assert (served.status_code, served.content) == (206, DATA[:10])
+    assert len(await _view_entries(db, recording, seen + 1)) == seen + 1
