@@ -117,12 +117,16 @@ def _metadata(archive: zipfile.ZipFile, found: Verification) -> dict[str, Any] |
 
 def verify(archive: zipfile.ZipFile) -> Verification:
     """Check every ``SHA256SUMS`` line against its member, that every member is listed, that
-    the media is the recording ``metadata.json`` describes, and the audit trail's hashes.
-    Raises ``zipfile.BadZipFile`` for a member whose stored CRC does not match (bytes changed
-    behind the zip's back); the caller reports it."""
+    the package holds exactly its four members, each once, that the media is the recording
+    ``metadata.json`` describes, and the audit trail's hashes. Raises ``zipfile.BadZipFile``
+    for a member whose stored CRC does not match (bytes changed behind the zip's back); the
+    caller reports it."""
     found = Verification()
     names = [n for n in archive.namelist() if not n.endswith("/")]
     found.members = len(names)
+    # A name twice: a tool that opens the first copy shows other bytes than the ones checked.
+    found.problems += [f"{name} is in the package {names.count(name)} times"
+                       for name in sorted(set(names)) if names.count(name) > 1]
     for required in (METADATA, TRAIL, SUMS):
         if required not in names:
             found.problems.append(f"{required} is missing")
@@ -141,8 +145,16 @@ def verify(archive: zipfile.ZipFile) -> Verification:
                        for name in listed if name not in actual]
     meta = _metadata(archive, found) if METADATA in names else None
     if meta is not None:
+        # Exactly the four members: a forged "second angle", listed in SHA256SUMS as well,
+        # must not pass as part of the evidence.
+        expected = {METADATA, TRAIL, SUMS, meta["media"]}
+        found.problems += [f"{name} does not belong in a package" for name in
+                           sorted(set(names) - expected)]
         media = actual.get(meta["media"])
-        if media is None or not meta["media"].startswith(MEDIA_DIR):
+        if not meta["media"].startswith(f"{MEDIA_DIR}{found.recording_id}"):
+            found.problems.append(f"the media {meta['media']} named in {METADATA} is not "
+                                  f"{MEDIA_DIR}<recording id>")
+        elif media is None:
             found.problems.append(f"the media {meta['media']} named in {METADATA} is missing")
         elif media != (meta["sha256"], meta["size_bytes"]):
             found.problems.append(f"{meta['media']}: SHA-256 {media[0]} ({media[1]} bytes) is "

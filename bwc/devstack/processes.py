@@ -68,7 +68,10 @@ class Child:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(5)
+            # SIGKILL cannot be refused, but a process holding gigabytes (the embedded S3
+            # endpoint after a whole test session) takes a while to be torn down on a busy
+            # machine; 5 s was seen to be too short in CI.
+            self.process.wait(60)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -9,9 +9,10 @@
   (``evidence_package``). In this order, so that every export is audited and nothing
   unaudited or unconfirmed leaves: the recording is available (404, 410); one made in a home
   has its judicial confirmation (409, R8); the audit trail is read from the catalogue and the
-  stored object is opened (either failing is 503 with ``Retry-After``: nothing was exported,
-  so nothing is recorded); then the ``export`` entry commits (R7) — and only then does the first
-  byte go out.
+  stored object is opened, with no database connection held meanwhile (either failing is 503
+  with ``Retry-After``: nothing was exported, so nothing is recorded); then, checked again
+  against the state it is written in, the ``export`` entry commits (R7) — and only then does
+  the first byte go out.
 
 Like every access to a recording (catalogue metadata, media), a refused attempt (404, 409,
 410) is recorded too, with its ``result``; a dependency failing (503) records nothing:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -51,7 +53,7 @@ from services.review.deps import (
     ViewerDep,
 )
 from services.review.holds_api import NonBlankShortText
-from services.review.stored_object import open_stored
+from services.review.stored_object import StoredObjectGone, gone, open_stored
 from services.review.view import Recording
 
 router = api_router(prefix="/api/v1", tags=["review"])
@@ -169,6 +171,25 @@ def _refusal(found: view.Lookup, problem: Problem) -> str:
     return "confirmation_missing" if problem.status == 409 else "expired"
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """Whether the export may go out, and what its audit entry says."""
+
+    result: str  # ok, unknown, deleted, expired, confirmation_missing
+    recording: Recording | None = None
+    confirmation: asyncpg.Record | None = None
+    refused: Problem | None = None
+
+
+async def _decide(conn: Connection, recording_id: uuid.UUID) -> _Decision:
+    found = await view.lookup(conn, recording_id)
+    try:
+        recording, confirmation = await _exportable(conn, found, datetime.now(UTC))
+    except Problem as problem:
+        return _Decision(_refusal(found, problem), refused=problem)
+    return _Decision("ok", recording, confirmation)
+
+
 @router.get("/recordings/{recording_id}/export",
             summary="Evidence package (zip: media, metadata.json, audit trail, SHA256SUMS), "
                     "audited with its purpose (roles: reviewer, supervisor)",
@@ -178,36 +199,43 @@ async def export(
     store: StoreDep, settings: SettingsDep, catalog: CatalogDep,
 ) -> Response:
     await view.wait_for_arrival(pool, recording_id, wait=settings.review_arrival_wait)
+    actor = Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER)
+    # A short read first: no database connection is held while the catalogue and S3 answer.
+    async with pool.acquire() as conn:
+        decision = await _decide(conn, recording_id)
     trail: package.AuditTrail | None = None
     media: AsyncGenerator[bytes, None] | None = None
-    refused: Problem | None = None
-    actor = Actor.of(viewer, Role.SUPERVISOR, Role.REVIEWER)
     try:
+        if decision.recording is not None and decision.refused is None:
+            trail = await _audit_trail(catalog, recording_id)
+            try:
+                media = await open_stored(
+                    store, decision.recording,
+                    outcome="nothing was exported and no export was recorded")
+            except StoredObjectGone:
+                decision = _Decision("deleted", refused=gone(recording_id))
         async with audit.transaction(pool) as conn:
             now = datetime.now(UTC)
-            found = await view.lookup(conn, recording_id)
-            try:
-                recording, confirmation = await _exportable(conn, found, now)
-            except Problem as problem:
+            if media is not None:
+                # The state the entry is written in decides (deleted or due meanwhile).
+                decision = await _decide(conn, recording_id)
+            recording = decision.recording
+            if decision.refused is not None or recording is None or trail is None:
                 # An attempt is recorded like a media access: probing is what an auditor
                 # looks for. Its result, not a package, is what the entry holds.
-                refused = problem
                 await audit.record(
                     conn, service=AuditService.REVIEW, actor=actor,
                     action=AuditAction.EXPORT, recording_id=recording_id, purpose=purpose,
-                    details={"result": _refusal(found, problem)})
+                    details={"result": decision.result})
             else:
                 holds = await confirmations.holds_of(conn, recording_id)
-                trail = await _audit_trail(catalog, recording_id)
-                media = await open_stored(
-                    store, recording,
-                    outcome="nothing was exported and no export was recorded")
                 entry = await audit.record(
                     conn, service=AuditService.REVIEW, actor=actor, action=AuditAction.EXPORT,
                     recording_id=recording_id, purpose=purpose,
                     details={"result": "ok", "object_version_id": recording.object_version_id,
                              "sha256": recording.sha256, "size_bytes": recording.size_bytes,
                              "format": "zip", "audit_trail_entries": trail.entries})
+                confirmation = decision.confirmation
                 metadata_json = package.metadata(
                     recording, holds=[dict(h) for h in holds],
                     confirmation=dict(confirmation) if confirmation is not None else None,
@@ -215,14 +243,15 @@ async def export(
                                           role=actor.role, purpose=purpose,
                                           request_id=entry.data.get("request_id")),
                     trail=trail)
+        if decision.refused is not None:
+            raise decision.refused
     except BaseException:
         if media is not None:
             await media.aclose()
         if trail is not None:
             trail.close()
         raise
-    if refused is not None or trail is None or media is None:
-        raise refused or AssertionError("an export or a refusal")
+    assert recording is not None and trail is not None and media is not None
     # The entry is committed: from here on the package may go out.
     return StreamingResponse(
         package.stream(recording, metadata_json=metadata_json, trail=trail, media=media,

@@ -1,13 +1,32 @@
 """Reading a recording's stored bytes for a response (media, export): opened before the
-answer starts, closed however the answer ends."""
+answer starts and before its audit entry is written, closed however the answer ends."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 
+from minio.error import S3Error
+
+from bwc.problems import Problem
 from bwc.s3 import ObjectStore
 from services.review.legal_hold import storage_unavailable
 from services.review.view import Recording
+
+#: What S3 answers for a version that is no longer stored.
+_GONE = frozenset({"NoSuchKey", "NoSuchVersion"})
+
+
+class StoredObjectGone(Exception):
+    """The version ``recording.ingested`` named is no longer stored: deleted (R5) before
+    review applied ``recording.deleted``."""
+
+
+def gone(recording_id: uuid.UUID) -> Problem:
+    """410 for a recording whose stored object is gone, though review did not know yet."""
+    return Problem(410, "Recording deleted",
+                   f"the stored object of recording {recording_id} is no longer in object "
+                   "storage: it was deleted (R5)")
 
 
 async def open_stored(
@@ -17,7 +36,8 @@ async def open_stored(
     """The bytes of the exact version ``recording.ingested`` named (from ``offset``,
     ``length`` bytes; 0: to the end), with S3 already answering: the GET and its first piece
     happen here, so S3 refusing or away is a 503 + ``Retry-After`` saying ``outcome`` before
-    any status line is sent or anything is recorded.
+    any status line is sent or anything is recorded; a version that is gone is
+    ``StoredObjectGone``.
 
     The generator returned has started: ``aclose()`` releases the S3 response even if not a
     byte of it is ever sent (the audit entry failed, the client went away)."""
@@ -27,7 +47,12 @@ async def open_stored(
     async def body() -> AsyncGenerator[bytes, None]:
         try:
             with storage_unavailable("reading the recording", outcome):
-                first = await anext(chunks, b"")
+                try:
+                    first = await anext(chunks, b"")
+                except S3Error as exc:
+                    if exc.code in _GONE:  # not trouble to retry: the bytes are gone
+                        raise StoredObjectGone(f"{exc.code}: {recording.object_key}") from exc
+                    raise
             yield b""  # opened: what follows is the recording's
             if first:
                 yield first

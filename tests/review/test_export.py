@@ -243,6 +243,20 @@ async def test_the_package_passes_sha256sum_and_bwc_export_verify(
     assert "SHA256SUMS says" in lied.stderr
 
 
+async def test_the_entry_is_committed_before_the_first_byte(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """R7: the export is recorded before any of the package leaves, not after it."""
+    rid = await uploaded_recording(http, stack, db, os.urandom(3 * MIB))
+    async with http.stream("GET", _export_url(stack.url("review"), rid),
+                           params={"purpose": PURPOSE},
+                           headers=auth(mint(stack, "supervisor", "sven"))) as response:
+        assert response.status_code == 200
+        assert await anext(response.aiter_raw())
+        [entry] = await _export_entries(db, rid)
+        assert entry["details"]["result"] == "ok"
+
+
 async def test_refusals_are_404_410_and_need_a_purpose(
     stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
@@ -357,7 +371,7 @@ async def test_exporting_200_mib_keeps_the_service_memory_flat(
 ) -> None:
     """The package streams: a 200 MiB recording goes out of a review process of its own while
     its resident memory is sampled; it grows by far less than 50 MiB (1 MiB pieces; the
-    media is never held)."""
+    media is never held). The media endpoint, streaming the same recording after it, too."""
     recording = GeneratedRecording(200 * MIB, seed=7)
     rid = await _upload_generated(http, stack, device, recording)
     await wait_in_review(db, rid, timeout=120)
@@ -385,13 +399,25 @@ async def test_exporting_200_mib_keeps_the_service_memory_flat(
                 with package.open("wb") as out:
                     async for piece in response.aiter_raw():
                         out.write(piece)
+            export_peak = peak
+            # The media endpoint streams the same way: the whole 200 MiB through one GET.
+            viewed = hashlib.sha256()
+            async with http.stream("GET", f"{review.url}/api/v1/recordings/{rid}/media",
+                                   params={"purpose": PURPOSE}, timeout=300,
+                                   headers=auth(mint(stack, "reviewer", "rita"))) as response:
+                assert response.status_code == 200
+                async for piece in response.aiter_raw():
+                    viewed.update(piece)
         finally:
             stop.set()
             sampler.join()
-    growth = peak - before
+    growth, media_growth = export_peak - before, peak - before
     print(f"export memory growth: {growth:.1f} MiB "  # noqa: T201 - the figure docs quote
-          f"(VmRSS {before:.1f} → peak {peak:.1f} MiB, 200 MiB recording)")
+          f"(VmRSS {before:.1f} → peak {export_peak:.1f} MiB, 200 MiB recording); "
+          f"with the media GET after it: {media_growth:.1f} MiB")
     assert growth < 50, f"review grew by {growth:.1f} MiB while exporting 200 MiB"
+    assert media_growth < 50, f"review grew by {media_growth:.1f} MiB serving 200 MiB media"
+    assert viewed.hexdigest() == recording.sha256()
     with zipfile.ZipFile(package) as archive:
         info = archive.getinfo(f"media/{rid}.mp4")
         assert info.file_size == 200 * MIB

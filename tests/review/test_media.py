@@ -139,8 +139,8 @@ async def test_every_request_is_audited_with_actor_purpose_and_range(
              e["details"]["result"], e["recording_id"], e["source_service"])
             for e in entries] == [
         ("rita", "reviewer", PURPOSE, "bytes 0-99/10000", "ok", str(rid), "review"),
-        ("sven", "supervisor", "Anfrage der betroffenen Person", None, "ok", str(rid),
-         "review"),
+        ("sven", "supervisor", "Anfrage der betroffenen Person", "bytes 0-9999/10000", "ok",
+         str(rid), "review"),
         ("rita", "reviewer", PURPOSE, None, "range_not_satisfiable", str(rid), "review"),
     ]
 
@@ -222,3 +222,42 @@ async def test_s3_unreachable_is_503_before_any_byte(
                                 Range="bytes=0-9")
             assert (served.status_code, served.content) == (206, DATA[:10])
     assert len(await _view_entries(db, recording, seen + 1)) == seen + 1
+
+
+async def test_the_entry_is_committed_before_the_first_byte(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection, recording: uuid.UUID
+) -> None:
+    """R7: by the time the status line and the first piece arrive, the view is recorded —
+    not after the body was sent."""
+    seen = len(await _view_entries(db, recording, 0))
+    async with http.stream("GET", _media(stack, recording), params={"purpose": PURPOSE},
+                           headers=auth(mint(stack, "reviewer", "rita-streaming"))) as response:
+        assert response.status_code == 200
+        pieces = response.aiter_raw()
+        assert await anext(pieces)
+        entries = [e["data"] for e in await outbox_entries(db, recording, Topic.AUDIT)
+                   if e["data"]["action"] == "view_media"]
+        assert len(entries) == seen + 1
+        assert (entries[-1]["actor"], entries[-1]["details"]["range"]) == (
+            "rita-streaming", f"bytes 0-{SIZE - 1}/{SIZE}")
+
+
+async def test_an_object_already_gone_from_storage_is_410_and_recorded(
+    stack: Stack, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """Retention removed the stored version before review applied ``recording.deleted``:
+    410 (not a 503 to retry), and the attempt is recorded as ``deleted``."""
+    store = object_store(stack)
+    rid = uuid.uuid4()
+    content = b"deleted a moment ago"
+    version = await store.put_bytes(f"recordings/{rid}", content)
+    assert version
+    await publish(stack, ingested_event(rid, object_version_id=version, size_bytes=len(content),
+                                        sha256=hashlib.sha256(content).hexdigest()))
+    await wait_in_review(db, rid)
+    await store.delete_version(f"recordings/{rid}", version)
+    response = await _get(http, stack, rid)
+    assert response.status_code == 410, response.text
+    assert "R5" in response.json()["detail"]
+    [entry] = await _view_entries(db, rid, 1)
+    assert (entry["details"]["result"], entry["details"]["range"]) == ("deleted", None)

@@ -121,7 +121,25 @@ def _audit_of_another_recording(members: Members) -> tuple[Members, bytes | None
     return other, _sums(other)
 
 
+def _forged_member_listed(members: Members) -> tuple[Members, bytes | None]:
+    """A "second angle" added and listed in SHA256SUMS too: every sum holds, yet it is no
+    part of the evidence."""
+    other = {**members, f"media/{RID}-second-angle.mp4": b"forged"}
+    return other, _sums(other)
+
+
+def _media_named_for_another_recording(members: Members) -> tuple[Members, bytes | None]:
+    other_media = f"media/{uuid.uuid4()}.mp4"
+    document = json.loads(members["metadata.json"])
+    document["export"]["media"] = other_media
+    other = {"metadata.json": json.dumps(document).encode(),
+             "audit-trail.jsonl": members["audit-trail.jsonl"], other_media: MEDIA_BYTES}
+    return other, _sums(other)
+
+
 @pytest.mark.parametrize(("tamper", "message"), [
+    (_forged_member_listed, f"media/{RID}-second-angle.mp4 does not belong in a package"),
+    (_media_named_for_another_recording, "is not media/<recording id>"),
     (_media_byte_changed, f"{MEDIA}: SHA-256 is"),
     (_sums_line_changed, "SHA256SUMS says 0000"),
     (_media_and_sums_replaced, "is not the recording's"),
@@ -163,3 +181,18 @@ def test_no_zip_is_exit_2(
     assert bwc(["export", "verify", str(path)]) == 2
     assert "not a readable zip" in capsys.readouterr().err
     assert bwc(["export", "verify", str(tmp_path / "absent.zip")]) == 2
+
+
+def test_a_member_twice_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The media name twice, forged bytes first and the genuine ones after: a checker reading
+    the last copy would pass what an unzip tool opening the first copy shows."""
+    members = _members()
+    path = tmp_path / "p.zip"
+    with pytest.warns(UserWarning, match="Duplicate name"), \
+            zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(MEDIA, b"FORGED")
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("SHA256SUMS", _sums(members))
+    assert bwc(["export", "verify", str(path)]) == 1
+    assert f"{MEDIA} is in the package 2 times" in capsys.readouterr().err
