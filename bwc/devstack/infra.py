@@ -110,7 +110,7 @@ def start_broker(group: ProcessGroup, port: int, storage: S3Endpoint | None = No
 
 
 def start_s3(group: ProcessGroup, port: int, data_dir: Path) -> S3Endpoint:
-    """MinIO when a ``minio`` binary is on PATH, else moto's server mode."""
+    """MinIO when a ``minio`` binary is on PATH, else moto's server mode (``s3_server``)."""
     access_key, secret_key = "bwc-dev-access", "bwc-dev-secret-key"
     minio = shutil.which("minio")
     if minio:
@@ -120,8 +120,8 @@ def start_s3(group: ProcessGroup, port: int, data_dir: Path) -> S3Endpoint:
                             env={"MINIO_ROOT_USER": access_key, "MINIO_ROOT_PASSWORD": secret_key})
         kind = "minio"
     else:
-        child = group.start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                   "-p", str(port)])
+        child = group.start("s3", [sys.executable, "-m", "bwc.devstack.s3_server",
+                                   "-H", "127.0.0.1", "-p", str(port)])
         kind = "moto (in memory)"
     wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what=f"S3 endpoint ({kind})",
                child=child)

@@ -26,6 +26,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -151,7 +152,10 @@ async def test_uploads_alternating_between_replicas_survive_a_killed_replica(
         path.write_bytes(data)
         uploads.append(Upload(await register_device(stack, http), path, data, chunk_size))
 
-    with s3_gate(stack.env["BWC_S3_ENDPOINT"]) as gate:
+    with (
+        s3_gate(stack.env["BWC_S3_ENDPOINT"]) as gate,
+        ThreadPoolExecutor(max_workers=len(uploads), thread_name_prefix="tus-driver") as drivers,
+    ):
         async with (
             ingest_replicas(stack, [{"BWC_S3_ENDPOINT": gate.url}, {}]) as replicas,
             round_robin([r.address for r in replicas]) as proxy,
@@ -160,8 +164,12 @@ async def test_uploads_alternating_between_replicas_survive_a_killed_replica(
             hold = arm(kill_point, proxy, gate)
             killed, resumed = threading.Event(), threading.Event()
             deadline = time.monotonic() + 120
+            # Threads of their own: in the default executor (6 workers on 2 cores) the eight
+            # drivers, waiting for the restart, left no worker for the kill and the restart
+            # themselves, which then waited for the drivers' deadline (128 s instead of 9 s).
+            loop = asyncio.get_running_loop()
             running = asyncio.gather(*(
-                asyncio.to_thread(drive, u, proxy.url, killed, resumed, deadline)
+                loop.run_in_executor(drivers, drive, u, proxy.url, killed, resumed, deadline)
                 for u in uploads))
             try:
                 await reached(kill_point, hold, gate)
