@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlparse
 
 import asyncpg
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from bwc.auth import JwksVerifier
 from bwc.db import check_schema, create_pool, migrate
@@ -141,3 +142,13 @@ def outbox_relay_task(
         await relay.run()
 
     return "outbox-relay", run
+
+
+def app_pool(request: Request) -> asyncpg.Pool:
+    """The database pool the lifespan opened (``app.state.pool``)."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+#: A request's database pool; every service's handlers take it.
+PoolDep = Annotated[asyncpg.Pool, Depends(app_pool)]

@@ -110,3 +110,20 @@ LONG_TEXT = TextKind("long text", 2000, allow="\t\n\r")
 Identifier = Annotated[str, IDENTIFIER.annotated(), AfterValidator(IDENTIFIER.check)]
 ShortText = Annotated[str, SHORT_TEXT.annotated(), AfterValidator(SHORT_TEXT.check)]
 LongText = Annotated[str, LONG_TEXT.annotated(), AfterValidator(LONG_TEXT.check)]
+
+
+def not_blank(hint: str = "") -> AfterValidator:
+    """Refuses a value of whitespace only (the lengths above count it as text); ``hint`` says
+    what belongs there."""
+    message = "must not be blank" + (f": {hint}" if hint else "")
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+NonBlankShortText = Annotated[ShortText, not_blank()]
+NonBlankLongText = Annotated[LongText, not_blank()]

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bwc.auth import Principal, Role, require_roles
+from bwc.service import PoolDep as PoolDep  # one for every service
 
-
-def get_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 #: Officers see the metadata of their own recordings only; the handlers enforce that.
 RecordingReaderDep = Annotated[
     Principal, Depends(require_roles(Role.REVIEWER, Role.SUPERVISOR, Role.OFFICER))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from bwc.auth import Principal, Role, require_roles
+from bwc.service import PoolDep as PoolDep  # one for every service
 from services.ingest.config import IngestSettings
 from services.ingest.store import UploadStore
 
@@ -17,18 +17,12 @@ def get_settings(request: Request) -> IngestSettings:
     return settings
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
 def get_store(request: Request) -> UploadStore:
     store: UploadStore = request.app.state.upload_store
     return store
 
 
 SettingsDep = Annotated[IngestSettings, Depends(get_settings)]
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 StoreDep = Annotated[UploadStore, Depends(get_store)]
 DeviceDep = Annotated[Principal, Depends(require_roles(Role.DEVICE))]
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

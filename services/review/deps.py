@@ -13,20 +13,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Query, Request
-from pydantic import AfterValidator
 
 from bwc.auth import Principal, Role, require_roles
 from bwc.s3 import ObjectStore
-from bwc.text import LongText
+from bwc.service import PoolDep as PoolDep  # one for every service
+from bwc.text import LongText, not_blank
 from services.review.catalog_client import CatalogClient
 from services.review.config import ReviewSettings
-
-
-def get_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
 
 
 def get_store(request: Request) -> ObjectStore:
@@ -44,7 +38,6 @@ def get_catalog(request: Request) -> CatalogClient:
     return catalog
 
 
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[ReviewSettings, Depends(get_settings)]
 #: The catalogue's auditor API, for the audit trail of an evidence package.
@@ -55,12 +48,6 @@ ReviewerDep = Annotated[Principal, Depends(require_roles(Role.REVIEWER))]
 SupervisorDep = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR))]
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank: say why the recording is accessed (R7)")
-    return value
-
-
 #: R7: every look at a recording says why. Required; missing or blank is refused (400).
-Purpose = Annotated[LongText, AfterValidator(_not_blank), Query(
+Purpose = Annotated[LongText, not_blank("say why the recording is accessed (R7)"), Query(
     description="why the recording is accessed (R7); written to the audit log")]

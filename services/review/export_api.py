@@ -39,6 +39,7 @@ from bwc.events import AuditAction, AuditService
 from bwc.instants import UtcDatetime
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
+from bwc.text import NonBlankShortText
 from services.review import confirmation_repository as confirmations
 from services.review import evidence_package as package
 from services.review import legal_hold, view
@@ -52,7 +53,6 @@ from services.review.deps import (
     SupervisorDep,
     ViewerDep,
 )
-from services.review.holds_api import NonBlankShortText
 from services.review.stored_object import StoredObjectGone, gone, open_stored
 from services.review.view import Recording
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from bwc import audit
 from bwc.audit import Actor
@@ -36,7 +35,7 @@ from bwc.events import (
 )
 from bwc.problems import Problem
 from bwc.routing import api_router, problem_responses
-from bwc.text import LongText, ShortText
+from bwc.text import LongText, NonBlankLongText, NonBlankShortText
 from services.review import events, legal_hold, view
 from services.review import hold_repository as hold_repo
 from services.review import repository as repo
@@ -44,16 +43,6 @@ from services.review.deps import PoolDep, ReviewerDep, SettingsDep, StoreDep, Su
 from services.review.view import Recording
 
 router = api_router(prefix="/api/v1", tags=["review"])
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-NonBlankShortText = Annotated[ShortText, AfterValidator(_not_blank)]
-NonBlankLongText = Annotated[LongText, AfterValidator(_not_blank)]
 
 
 class HoldIn(BaseModel):

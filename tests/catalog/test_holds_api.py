@@ -7,43 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from bwc.devstack.stack import Stack
-from bwc.events import CloudEvent, HoldReason, Topic
-from tests.fixtures.clients import auth, mint, wait_for_recording
+from bwc.events import HoldReason
+from tests.fixtures.clients import auth, mint
 from tests.fixtures.events import (
     deleted_event,
-    encoded,
     hold_placed_event,
     hold_released_event,
     ingested_event,
 )
-
-
-async def _publish(stack: Stack, *events: CloudEvent) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.env["BWC_KAFKA_BOOTSTRAP"], acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(Topic.RECORDINGS.value, key=event.subject.encode(),
-                                         value=encoded(event))
-    finally:
-        await producer.stop()
-
-
-async def _until(
-    http: httpx.AsyncClient, stack: Stack, rid: uuid.UUID, status: str
-) -> dict[str, Any]:
-    for _ in range(100):
-        body = await wait_for_recording(http, stack, str(rid))
-        if body["status"] == status:
-            return body
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{rid} never became {status}: {body}")
+from tests.fixtures.holds import catalog_until, publish
 
 
 async def test_holds_are_shown_on_the_recording_and_in_the_list(
@@ -53,13 +29,13 @@ async def test_holds_are_shown_on_the_recording_and_in_the_list(
     device = f"cam-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     # The hold is published before the recording: it waits and is applied when it arrives.
-    await _publish(stack, hold_placed_event(rid, a, placed_at=now - timedelta(minutes=5)),
+    await publish(stack, hold_placed_event(rid, a, placed_at=now - timedelta(minutes=5)),
                    ingested_event(rid, device_id=device),
                    hold_placed_event(rid, b, placed_at=now - timedelta(minutes=4),
                                      reason=HoldReason.DATA_SUBJECT_REQUEST),
                    hold_released_event(rid, a, released_at=now - timedelta(minutes=1)))
     for _ in range(100):
-        body = await _until(http, stack, rid, "held")
+        body = await catalog_until(http, stack, rid, "held", timeout=30)
         if body["holds"] and body["holds"][0]["released_at"]:
             break
         await asyncio.sleep(0.3)
@@ -78,10 +54,10 @@ async def test_a_deleted_recording_shows_only_what_remains(
     """R5: after recording.deleted the API shows the deletion record, no content."""
     rid = uuid.uuid4()
     deleted_at = datetime.now(UTC).replace(microsecond=0)
-    await _publish(stack, ingested_event(rid, filename="clip.mp4", location="51.2,6.7"),
+    await publish(stack, ingested_event(rid, filename="clip.mp4", location="51.2,6.7"),
                    hold_placed_event(rid, placed_at=deleted_at - timedelta(minutes=3)),
                    deleted_event(rid, deleted_at=deleted_at))
-    body = await _until(http, stack, rid, "deleted")
+    body = await catalog_until(http, stack, rid, "deleted", timeout=30)
     assert {k: body[k] for k in ("filename", "location", "trigger_reason", "content_type")} == {
         "filename": None, "location": None, "trigger_reason": None, "content_type": None}
     assert datetime.fromisoformat(body["deleted_at"]) == deleted_at

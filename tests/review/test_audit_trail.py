@@ -4,34 +4,15 @@ chain verifies (issue 7, "Tests that must exist")."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import httpx
 
 from bwc.devstack.stack import Stack
+from tests.fixtures.audit import chain_entries
 from tests.fixtures.clients import auth, mint
 from tests.fixtures.review import uploaded_recording
-
-
-async def _chain_entries(
-    http: httpx.AsyncClient, stack: Stack, rid: uuid.UUID, actions: set[str]
-) -> list[dict[str, Any]]:
-    """The recording's entries in the chain once every one of ``actions`` has arrived."""
-    token = mint(stack, "auditor", "audrey")
-    for _ in range(150):
-        page = await http.get(f"{stack.url('catalog')}/api/v1/audit",
-                              params={"recording_id": str(rid), "limit": 1000},
-                              headers=auth(token))
-        assert page.status_code == 200, page.text
-        items: list[dict[str, Any]] = page.json()["items"]
-        if actions <= {e["action"] for e in items}:
-            return items
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"missing from the chain: {actions - {e['action'] for e in items}}")
 
 
 async def test_every_access_and_change_is_chained_with_actor_and_purpose(
@@ -62,7 +43,7 @@ async def test_every_access_and_change_is_chained_with_actor_and_purpose(
                                headers=sven, json={"justification": "proceedings closed"})
     assert released.status_code == 200, released.text
 
-    entries = await _chain_entries(http, stack, rid, {
+    entries = await chain_entries(http, stack, rid, {
         "view_media", "hold_placed", "judicial_confirmation", "export", "hold_released"})
     by_action = {e["action"]: e["event"]["data"] for e in entries}
     assert (by_action["view_media"]["actor"], by_action["view_media"]["role"],

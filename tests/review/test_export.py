@@ -9,7 +9,6 @@ audit chain, review over HTTP; the package is checked with the real ``unzip``,
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -31,6 +30,7 @@ from bwc.cli.generated import GeneratedRecording
 from bwc.devstack.processes import free_port
 from bwc.devstack.stack import Stack
 from bwc.events import Topic
+from tests.fixtures.audit import chain_entries
 from tests.fixtures.clients import MIB, Device, auth, mint, new_upload, patch_headers
 from tests.fixtures.gate import s3_gate
 from tests.fixtures.holds import outbox_entries, place_hold
@@ -70,22 +70,6 @@ async def _export(http: httpx.AsyncClient, stack: Stack, rid: uuid.UUID, *,
 async def _export_entries(db: asyncpg.Connection, rid: uuid.UUID) -> list[dict[str, Any]]:
     return [e["data"] for e in await outbox_entries(db, rid, Topic.AUDIT)
             if e["data"]["action"] == "export"]
-
-
-async def _in_chain(http: httpx.AsyncClient, stack: Stack, rid: uuid.UUID,
-                    actions: set[str]) -> None:
-    """Wait until the catalogue's chain holds the recording's entries of ``actions`` (they
-    travel through review's outbox and ``audit.v1``)."""
-    token = mint(stack, "auditor", "audrey")
-    for _ in range(150):
-        page = await http.get(f"{stack.url('catalog')}/api/v1/audit",
-                              params={"recording_id": str(rid), "limit": 1000},
-                              headers=auth(token))
-        assert page.status_code == 200, page.text
-        if actions <= {e["action"] for e in page.json()["items"]}:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{actions} of {rid} never reached the chain")
 
 
 def _bwc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -175,7 +159,7 @@ async def test_the_package_passes_sha256sum_and_bwc_export_verify(
     assert viewed.status_code == 206, viewed.text
     held = await place_hold(http, stack, rid)
     assert held.status_code == 201, held.text
-    await _in_chain(http, stack, rid, {"view_media", "hold_placed"})
+    await chain_entries(http, stack, rid, {"view_media", "hold_placed"})
 
     response = await _export(http, stack, rid, role="reviewer", sub="rita")
     assert response.status_code == 200, response.text
